@@ -1,0 +1,1 @@
+"""fastmlp (in progress)."""

@@ -1,0 +1,71 @@
+"""The contract's composite kernels, built from a backend's per-layer kernels.
+
+The ``python`` and ``numpy`` backends take ``output_loss``, ``network_forward``
+and ``network_loss_and_grads`` from here; compiled backends write their own
+(one compiled call a step) and are tested against this composition.
+"""
+from fastmlp.backends.contract import (A, CROSS_ENTROPY, DROPOUT, DZ, HIDDEN_ACT, IDENTITY,
+                                       L1, L1_COEF, L2_COEF, LOSS, MSE, OUT, OUTPUT_ACT, SIGMOID,
+                                       SOFTMAX, U, Z)
+from fastmlp.layout import param_views, views
+
+
+def make_output_loss(k):
+    """``output_loss`` for the backend whose kernels are the attributes of ``k``."""
+    fused = {(SOFTMAX, CROSS_ENTROPY): "softmax_cross_entropy",
+             (SIGMOID, CROSS_ENTROPY): "sigmoid_cross_entropy"}
+    plain = {MSE: "mse_loss", L1: "l1_loss"}
+
+    def output_loss(out_act, loss, Z, Y, P, dZ):
+        if (out_act, loss) in fused:
+            return getattr(k, fused[out_act, loss])(Z, Y, P, dZ)
+        if loss not in plain:
+            raise ValueError(f"no loss kernel for output {out_act} with loss {loss}")
+        k.activation_forward(out_act, Z, P)
+        value = getattr(k, plain[loss])(P, Y, dZ)
+        k.activation_backward(out_act, P, dZ, dZ)
+        return value
+
+    return output_loss
+
+
+def make_network_kernels(k):
+    """``(network_forward, network_loss_and_grads)`` composed from ``k``'s kernels."""
+
+    def forward(X, theta, work, layers, hidden_act, dropout):
+        n = X.shape[0]
+        params, acts, outs, uniforms = (param_views(theta, layers), views(work, layers, A, n),
+                                        views(work, layers, OUT, n), views(work, layers, U, n))
+        inp = X
+        for l in range(len(layers) - 1):
+            k.linear_forward(inp, params[2 * l], params[2 * l + 1], hidden_act, acts[l])
+            if uniforms[l] is not None:
+                k.dropout_apply(acts[l], uniforms[l], dropout, outs[l])
+            inp = outs[l]
+        last = views(work, layers, Z, n)[-1]
+        k.linear_forward(inp, params[-2], params[-1], IDENTITY, last)
+        return params, acts, outs, uniforms, last
+
+    def network_forward(X, theta, work, layers, spec):
+        *_, acts_out = forward(X, theta, work, layers, spec[HIDDEN_ACT], 0.0)
+        k.activation_forward(spec[OUTPUT_ACT], acts_out, views(work, layers, A, X.shape[0])[-1])
+
+    def network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
+        n, hidden_act = X.shape[0], spec[HIDDEN_ACT]
+        params, acts, outs, uniforms, last = forward(X, theta, work, layers, hidden_act,
+                                                     coefs[DROPOUT])
+        grads, deltas = param_views(grad, layers), views(work, layers, DZ, n)
+        loss = k.output_loss(spec[OUTPUT_ACT], spec[LOSS], last, Y, acts[-1], deltas[-1])
+        for l in range(len(layers) - 1, -1, -1):
+            inp, d_inp = (outs[l - 1], deltas[l - 1]) if l else (X, None)
+            k.linear_backward(inp, params[2 * l], deltas[l], grads[2 * l], grads[2 * l + 1], d_inp)
+            if l and uniforms[l - 1] is not None:
+                k.dropout_apply(d_inp, uniforms[l - 1], coefs[DROPOUT], d_inp)
+            if l:
+                k.activation_backward(hidden_act, acts[l - 1], d_inp, d_inp)
+        if coefs[L1_COEF] or coefs[L2_COEF]:
+            for W, dW in zip(params[::2], grads[::2]):
+                loss += k.penalty(W, coefs[L1_COEF], coefs[L2_COEF], dW)
+        return loss
+
+    return network_forward, network_loss_and_grads

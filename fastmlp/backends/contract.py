@@ -1,0 +1,437 @@
+"""The kernel contract: every backend exports these names with these signatures.
+
+A kernel is loops over arrays: it validates nothing, allocates nothing and writes
+its results into the ``out``-style arrays the caller passes. Each stub below
+documents one kernel; its ``@kernel`` decorator declares the arrays' shapes, so
+that one generic checker (``KernelSpec.checked``) can guard every backend's
+public kernels before compiled code is entered.
+
+Shape notation used by ``@kernel``: ``"m,k"`` is a 2-D array whose dimensions
+are bound to the symbols ``m`` and ``k`` (equal symbols must have equal sizes,
+integers are literal sizes). Suffixes: ``!`` the kernel writes the array,
+``?`` it may be ``None``, ``:int64`` / ``:float64`` a fixed dtype instead of the
+float dtype (float32 or float64) shared by all the other arrays of the call.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Activation codes, shared by every backend (index = code).
+ACTIVATIONS = ("identity", "relu", "sigmoid", "tanh", "softmax")
+IDENTITY, RELU, SIGMOID, TANH, SOFTMAX = range(5)
+
+#: Loss codes (index = code).
+LOSSES = ("cross_entropy", "mse", "l1")
+CROSS_ENTROPY, MSE, L1 = range(3)
+
+#: Columns of the ``layers`` table of the network kernels (see ``fastmlp.layout``).
+#: W and B are offsets into ``theta``/``grad``; the rest are offsets into ``work``
+#: (-1 where a layer has no such buffer).
+LAYER_COLUMNS = ("FAN_IN", "FAN_OUT", "W", "B", "Z", "A", "U", "OUT", "DZ")
+FAN_IN, FAN_OUT, W, B, Z, A, U, OUT, DZ = range(9)
+
+#: Entries of the ``spec`` (int64) and ``coefs`` (float64) vectors.
+HIDDEN_ACT, OUTPUT_ACT, LOSS = range(3)
+DROPOUT, L1_COEF, L2_COEF = range(3)
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    name: str
+    dims: tuple
+    written: bool = False
+    optional: bool = False
+    dtype: np.dtype | None = None  # None: the call's float dtype
+
+    @classmethod
+    def parse(cls, name, text):
+        text, _, dtype = text.partition(":")
+        flags = set(text) & {"!", "?"}
+        dims = tuple(d.strip() for d in text.strip("!?").split(",") if d.strip())
+        dims = tuple(int(d) if d.isdigit() else d for d in dims)
+        return cls(name, dims, "!" in flags, "?" in flags,
+                   np.dtype(dtype) if dtype else None)
+
+
+@dataclass
+class KernelSpec:
+    """A kernel's declared arrays and codes, and its documented stub."""
+
+    stub: callable
+    arrays: dict
+    codes: dict = field(default_factory=dict)
+    check_extra: callable = None
+
+    @property
+    def name(self):
+        return self.stub.__name__
+
+    @property
+    def params(self):
+        return tuple(inspect.signature(self.stub).parameters)
+
+    def check(self, args):
+        """Validate ``args`` (a dict: parameter name -> value) in place.
+
+        Input arrays that are not C-contiguous are replaced by contiguous
+        copies; written arrays must already be C-contiguous and writeable.
+        """
+        sizes, float_dtype = {}, None
+        for name, spec in self.arrays.items():
+            value = args[name]
+            if value is None and spec.optional:
+                continue
+            float_dtype = _check_array(self.name, spec, value, sizes, float_dtype)
+            if not spec.written:
+                args[name] = np.ascontiguousarray(value)
+        for name, table in self.codes.items():
+            code = args[name]
+            if not isinstance(code, (int, np.integer)) or not 0 <= code < len(table):
+                raise ValueError(f"{self.name}: {name} must be a code 0..{len(table) - 1} "
+                                 f"for {table}, got {code!r}")
+        if self.check_extra is not None:
+            self.check_extra(args)
+
+    def checked(self, raw):
+        """Wrap the backend kernel ``raw``: validate, allocate missing outputs, call."""
+
+        @functools.wraps(self.stub)
+        def wrapper(*args, **kwargs):
+            bound = inspect.signature(self.stub).bind_partial(*args, **kwargs)
+            values = {name: bound.arguments.get(name) for name in self.params}
+            self._allocate_outputs(values)
+            self.check(values)
+            result = raw(*values.values())
+            if result is not None:
+                return result
+            outs = [values[n] for n, s in self.arrays.items() if s.written]
+            return outs[0] if len(outs) == 1 else tuple(outs)
+
+        wrapper.__wrapped_kernel__ = raw
+        return wrapper
+
+    def _allocate_outputs(self, values):
+        """Allocate written arrays left as None, from the shapes of the inputs."""
+        sizes, dtype = {}, None
+        for name, spec in self.arrays.items():
+            value = values[name]
+            if isinstance(value, np.ndarray) and value.ndim == len(spec.dims):
+                sizes.update((d, n) for d, n in zip(spec.dims, value.shape) if isinstance(d, str))
+                if spec.dtype is None and dtype is None:
+                    dtype = value.dtype
+        for name, spec in self.arrays.items():
+            if values[name] is None and spec.written and not spec.optional:
+                if not all(isinstance(d, int) or d in sizes for d in spec.dims):
+                    raise TypeError(f"{self.name}: pass {name}; its shape cannot be inferred")
+                shape = tuple(d if isinstance(d, int) else sizes[d] for d in spec.dims)
+                values[name] = np.zeros(shape, spec.dtype or dtype)
+
+
+def _check_array(kernel, spec, value, sizes, float_dtype):
+    where = f"{kernel}: {spec.name}"
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{where} must be a numpy.ndarray, got {type(value).__name__}")
+    if value.ndim != len(spec.dims):
+        raise ValueError(f"{where} must be {len(spec.dims)}-D with shape "
+                         f"({', '.join(map(str, spec.dims))}), got shape {value.shape}")
+    if spec.dtype is not None:
+        if value.dtype != spec.dtype:
+            raise TypeError(f"{where} must have dtype {spec.dtype}, got {value.dtype}")
+    elif float_dtype is None:
+        if value.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{where} must have dtype float32 or float64, got {value.dtype}")
+        float_dtype = value.dtype
+    elif value.dtype != float_dtype:
+        raise TypeError(f"{where} must have dtype {float_dtype} like the arrays before it, "
+                        f"got {value.dtype}")
+    if value.size == 0:
+        raise ValueError(f"{where} must not be empty, got shape {value.shape}")
+    for dim, size in zip(spec.dims, value.shape):
+        expected = dim if isinstance(dim, int) else sizes.setdefault(dim, size)
+        if size != expected:
+            raise ValueError(f"{where} has shape {value.shape}: dimension '{dim}' must be "
+                             f"{expected} to match the other arrays")
+    if spec.written and not value.flags.c_contiguous:
+        raise ValueError(f"{where} is written by the kernel and must be C-contiguous")
+    if spec.written and not value.flags.writeable:
+        raise ValueError(f"{where} is written by the kernel and must be writeable")
+    return float_dtype
+
+
+#: name -> KernelSpec, in declaration order.
+KERNELS: dict[str, KernelSpec] = {}
+
+
+def kernel(codes=None, check=None, **arrays):
+    """Declare a contract kernel: its array shapes, its code arguments."""
+
+    def register(stub):
+        parsed = {name: ArraySpec.parse(name, text) for name, text in arrays.items()}
+        KERNELS[stub.__name__] = KernelSpec(stub, parsed, codes or {}, check)
+        return stub
+
+    return register
+
+
+# ---------------------------------------------------------------- matrix products
+
+@kernel(A="m,k", B="k,n", out="m,n!")
+def matmul(A, B, out):
+    """Matrix product into ``out``.
+
+    ``A`` (m, k), ``B`` (k, n) -> ``out`` (m, n)::
+
+        for i, j: out[i, j] = sum_p A[i, p] * B[p, j]
+    """
+
+
+@kernel(codes={"act": ACTIVATIONS}, X="n,i", W="i,o", b="o", out="n,o!")
+def linear_forward(X, W, b, act, out):
+    """Dense layer, bias and activation fused: ``out = act(X @ W + b)``.
+
+    ``X`` (n_samples, fan_in), ``W`` (fan_in, fan_out), ``b`` (fan_out,) ->
+    ``out`` (n_samples, fan_out)::
+
+        out = X @ W
+        for i, j: out[i, j] = f_act(out[i, j] + b[j])   # softmax: row-wise
+    """
+
+
+@kernel(X="n,i", W="i,o", dZ="n,o", dW="i,o!", db="o!", dX="n,i!?")
+def linear_backward(X, W, dZ, dW, db, dX):
+    """Gradients of a dense layer from the gradient ``dZ`` of its pre-activation.
+
+    ``dW = X.T @ dZ``, ``db = dZ.sum(axis=0)``, and ``dX = dZ @ W.T`` unless
+    ``dX`` is None (the first layer needs no input gradient). All overwritten.
+    """
+
+
+# ---------------------------------------------------------------- activations
+
+@kernel(codes={"act": ACTIVATIONS}, Z="n,o", out="n,o!")
+def activation_forward(act, Z, out):
+    """``out = f_act(Z)``; ``out`` may be ``Z``.
+
+    identity: z; relu: max(z, 0); sigmoid: 1 / (1 + exp(-z)) evaluated stably
+    (exp(z) / (1 + exp(z)) for z < 0); tanh; softmax: row-wise, max-shifted::
+
+        for i, j: out[i, j] = f(Z[i, j])
+    """
+
+
+@kernel(codes={"act": ACTIVATIONS}, A="n,o", dA="n,o", out="n,o!")
+def activation_backward(act, A, dA, out):
+    """Gradient through an activation from its saved output ``A``; ``out`` may be ``dA``.
+
+    identity: dA; relu: dA * (A > 0); sigmoid: dA * A * (1 - A);
+    tanh: dA * (1 - A**2); softmax (row-wise Jacobian product)::
+
+        for i: s = sum_j dA[i, j] * A[i, j]
+               for j: out[i, j] = A[i, j] * (dA[i, j] - s)
+    """
+
+
+# ---------------------------------------------------------------- losses
+# Every loss is a mean over the batch; returned as a Python float (or float64).
+
+@kernel(Z="n,k", Y="n,k", P="n,k!", dZ="n,k!")
+def softmax_cross_entropy(Z, Y, P, dZ):
+    """Softmax and categorical cross-entropy fused; returns the loss.
+
+    ``Y`` rows are probability vectors (one-hot for class labels)::
+
+        for i: lse = log(sum_j exp(Z[i, j] - max_i)) + max_i
+               P[i] = exp(Z[i] - lse)
+               loss += sum_j Y[i, j] * (lse - Z[i, j])
+               dZ[i] = (P[i] - Y[i]) / n
+        return loss / n
+    """
+
+
+@kernel(Z="n,k", Y="n,k", P="n,k!", dZ="n,k!")
+def sigmoid_cross_entropy(Z, Y, P, dZ):
+    """Sigmoid and binary cross-entropy fused, mean over all n*k entries::
+
+        for i, j: P[i, j] = sigmoid(Z[i, j])
+                  loss += max(z, 0) - z * y + log1p(exp(-|z|))
+                  dZ[i, j] = (P[i, j] - Y[i, j]) / (n * k)
+        return loss / (n * k)
+    """
+
+
+@kernel(P="n,k", Y="n,k", dP="n,k!")
+def mse_loss(P, Y, dP):
+    """Mean squared error over all n*k entries; ``dP`` its gradient::
+
+        for i, j: loss += (P[i, j] - Y[i, j])**2
+                  dP[i, j] = 2 * (P[i, j] - Y[i, j]) / (n * k)
+        return loss / (n * k)
+    """
+
+
+@kernel(P="n,k", Y="n,k", dP="n,k!")
+def l1_loss(P, Y, dP):
+    """Mean absolute error over all n*k entries; ``dP`` its (sub)gradient::
+
+        for i, j: loss += |P[i, j] - Y[i, j]|
+                  dP[i, j] = sign(P[i, j] - Y[i, j]) / (n * k)   # sign(0) = 0
+        return loss / (n * k)
+    """
+
+
+@kernel(codes={"out_act": ACTIVATIONS, "loss": LOSSES}, Z="n,k", Y="n,k", P="n,k!", dZ="n,k!")
+def output_loss(out_act, loss, Z, Y, P, dZ):
+    """Output activation, loss and gradient w.r.t. the output pre-activation ``Z``.
+
+    softmax + cross_entropy and sigmoid + cross_entropy use the fused kernels;
+    any other pair runs ``P = f(Z)``, the loss kernel into ``dZ``, then
+    ``activation_backward(out_act, P, dZ, dZ)``. Identity + cross_entropy is
+    not a valid pair (the model refuses it). Returns the loss.
+    """
+
+
+@kernel(W="i,o", dW="i,o!")
+def penalty(W, l1, l2, dW):
+    """Weight penalty ``l1 * ||W||_1 + l2 * 0.5 * ||W||_2^2``; adds its gradient to ``dW``::
+
+        for i, j: value += l1 * |W[i, j]| + 0.5 * l2 * W[i, j]**2
+                  dW[i, j] += l1 * sign(W[i, j]) + l2 * W[i, j]
+        return value
+    """
+
+
+@kernel(A="n,o", U="n,o", out="n,o!")
+def dropout_apply(A, U, p, out):
+    """Inverted dropout with the uniforms ``U`` in [0, 1); ``out`` may be ``A``.
+
+    The same call applies the mask to activations (forward) and to their
+    gradients (backward)::
+
+        for i, j: out[i, j] = A[i, j] / (1 - p) if U[i, j] >= p else 0
+    """
+
+
+# ---------------------------------------------------------------- optimizer updates
+# One fused pass over a flat parameter, its gradient and its state, in place, with
+# exactly torch.optim's update rules; the Python optimizer precomputes the scalars.
+
+@kernel(param="n!", grad="n", momentum_buf="n!")
+def sgd_update(param, grad, momentum_buf, lr, momentum, dampening, nesterov, weight_decay):
+    """SGD with momentum and Nesterov (``torch.optim.SGD``)::
+
+        for i: g = grad[i] + weight_decay * param[i]
+               if momentum != 0:
+                   momentum_buf[i] = momentum * momentum_buf[i] + (1 - dampening) * g
+                   g = g + momentum * momentum_buf[i] if nesterov else momentum_buf[i]
+               param[i] -= lr * g
+
+    torch starts the buffer at the first gradient: the caller passes a zero
+    buffer and ``dampening=0`` on the first step, which gives the same result.
+    """
+
+
+@kernel(param="n!", grad="n", state="3,n!")
+def rmsprop_update(param, grad, state, lr, alpha, eps, momentum, centered, weight_decay):
+    """RMSprop (``torch.optim.RMSprop``); ``state`` rows: square_avg, grad_avg, momentum_buf::
+
+        for i: g = grad[i] + weight_decay * param[i]
+               v = state[0, i] = alpha * state[0, i] + (1 - alpha) * g * g
+               if centered:
+                   m = state[1, i] = alpha * state[1, i] + (1 - alpha) * g
+                   v = v - m * m
+               step = g / (sqrt(v) + eps)
+               if momentum > 0:
+                   step = state[2, i] = momentum * state[2, i] + step
+               param[i] -= lr * step
+    """
+
+
+@kernel(param="n!", grad="n", state="3,n!")
+def adam_update(param, grad, state, step_size, beta1, beta2, eps, bias_correction2_sqrt,
+                weight_decay, amsgrad):
+    """Adam (``torch.optim.Adam``); ``state`` rows: exp_avg, exp_avg_sq, max_exp_avg_sq.
+
+    ``step_size = lr / (1 - beta1**t)``, ``bias_correction2_sqrt = sqrt(1 - beta2**t)``::
+
+        for i: g = grad[i] + weight_decay * param[i]
+               m = state[0, i] = beta1 * state[0, i] + (1 - beta1) * g
+               v = state[1, i] = beta2 * state[1, i] + (1 - beta2) * g * g
+               if amsgrad: v = state[2, i] = max(state[2, i], v)
+               param[i] -= step_size * m / (sqrt(v) / bias_correction2_sqrt + eps)
+    """
+
+
+@kernel(param="n!", grad="n", state_sum="n!")
+def adagrad_update(param, grad, state_sum, clr, eps, weight_decay):
+    """Adagrad (``torch.optim.Adagrad``); ``clr = lr / (1 + (t - 1) * lr_decay)``::
+
+        for i: g = grad[i] + weight_decay * param[i]
+               state_sum[i] += g * g
+               param[i] -= clr * g / (sqrt(state_sum[i]) + eps)
+    """
+
+
+# ---------------------------------------------------------------- whole network
+# Flat buffers and an offset table keep these kernels to a handful of arguments,
+# so a compiled backend can run a whole training step in one call.
+
+def _check_network(args):
+    from fastmlp import layout  # late import: layout depends on this module
+
+    training = "Y" in args
+    layers = args["layers"]
+    layout.check_layers(layers, args["X"].shape[0], args["theta"].size, args["work"].size,
+                        args["X"].shape[1], training)
+    if training and args["Y"].shape[1] != layers[-1, FAN_OUT]:
+        raise ValueError(f"Y has {args['Y'].shape[1]} columns, the network has "
+                         f"{layers[-1, FAN_OUT]} outputs")
+    _check_codes(args["spec"])
+
+
+def _check_codes(spec):
+    for index, table in ((HIDDEN_ACT, ACTIVATIONS), (OUTPUT_ACT, ACTIVATIONS), (LOSS, LOSSES)):
+        if not 0 <= spec[index] < len(table):
+            raise ValueError(f"spec[{index}] must be a code 0..{len(table) - 1} for {table}, "
+                             f"got {spec[index]}")
+
+
+@kernel(check=_check_network, X="n,d", theta="t", work="w!", layers="L,9:int64",
+        spec="3:int64")
+def network_forward(X, theta, work, layers, spec):
+    """Inference pass of the whole network (dropout off).
+
+    ``layers`` comes from ``fastmlp.layout.plan(..., training=False)``. Writes
+    every layer's output into ``work``; the last layer's ``Z`` and ``A``
+    (probabilities) included::
+
+        inp = X
+        for l in range(L - 1): inp = A_l = linear_forward(inp, W_l, b_l, hidden_act)
+        Z_L = linear_forward(inp, W_L, b_L, identity); A_L = f_out(Z_L)
+    """
+
+
+@kernel(check=_check_network, X="n,d", Y="n,k", theta="t", grad="t!", work="w!",
+        layers="L,9:int64", spec="3:int64", coefs="3:float64")
+def network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
+    """Forward, loss, backward and penalties of the whole network; returns the loss.
+
+    ``layers`` comes from ``fastmlp.layout.plan(..., training=True)``; a hidden
+    layer whose ``U`` column is not -1 applies dropout with the uniforms the
+    caller wrote there. ``grad`` is overwritten (same layout as ``theta``)::
+
+        forward as in network_forward, then A_l -> OUT_l = dropout_apply(A_l, U_l, p)
+        loss = output_loss(out_act, loss, Z_L, Y, A_L, DZ_L)
+        for l = L..1: linear_backward(OUT_{l-1} or X, W_l, DZ_l, dW_l, db_l, DZ_{l-1} or None)
+                      DZ_{l-1} = dropout_apply(DZ_{l-1}, U_{l-1}, p)   # if dropout
+                      DZ_{l-1} = activation_backward(hidden_act, A_{l-1}, DZ_{l-1})
+        for l: loss += penalty(W_l, l1, l2, dW_l)
+    """
+
+
+KERNEL_NAMES = tuple(KERNELS)
