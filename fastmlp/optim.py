@@ -1,0 +1,193 @@
+"""Optimizers with ``torch.optim``'s update rules and defaults.
+
+An optimizer holds its hyper-parameters and a state per parameter, and runs
+each update as one backend kernel per parameter, in place. Subclasses only say
+what state they keep and which kernel they call with which scalars.
+
+How the Keras defaults used by the seed notes differ, and how to get them:
+
+==========  ==========================================  ========================================
+optimizer   Keras default                               fastmlp (torch) default / Keras setting
+==========  ==========================================  ========================================
+SGD         lr=0.01                                     lr required; ``SGD(lr=0.01)``
+RMSprop     lr=0.001, rho=0.9, epsilon=1e-7             lr=0.01, alpha=0.99, eps=1e-8;
+                                                        ``RMSprop(lr=1e-3, alpha=0.9, eps=1e-7)``
+Adam        lr=0.001, epsilon=1e-7 added to sqrt(v)     lr=1e-3, eps=1e-8 added to sqrt(v_hat);
+            before bias correction                      ``Adam(eps=1e-7)`` is close: Keras's eps
+                                                        is torch's eps * sqrt(1 - beta2**t)
+Adagrad     lr=0.001, initial_accumulator_value=0.1,    lr=0.01, initial_accumulator_value=0,
+            epsilon=1e-7                                eps=1e-10; ``Adagrad(lr=1e-3,
+                                                        initial_accumulator_value=0.1, eps=1e-7)``
+==========  ==========================================  ========================================
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fastmlp import backends
+
+
+def _number(name, value, low=0.0, high=math.inf, low_open=False, high_open=True):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high or math.isnan(value):
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value}")
+    return value
+
+
+class Optimizer:
+    """Base class: per-parameter state and step counts, one kernel call per parameter."""
+
+    state_rows = 1  # rows of state per parameter (the kernels' ``state`` argument)
+
+    def __init__(self, lr, weight_decay=0.0):
+        self.lr = _number("lr", lr, low_open=True)
+        self.weight_decay = _number("weight_decay", weight_decay)
+        self._state = {}  # key -> (state array, steps taken)
+
+    def step(self, params, grads, backend="numpy"):
+        """Update every array of ``params`` in place from the matching ``grads``.
+
+        Parameters
+        ----------
+        params, grads : lists of C-contiguous float arrays, aligned, same shapes
+        backend : name of the backend whose kernels run the update
+        """
+        if len(params) != len(grads):
+            raise ValueError(f"params and grads must align: {len(params)} params, "
+                             f"{len(grads)} grads")
+        kernels = backends.get(backend)
+        for key, (param, grad) in enumerate(zip(params, grads)):
+            _check_param(key, param, grad)
+            self._apply(kernels, key, param.reshape(-1), np.ascontiguousarray(grad).reshape(-1))
+
+    def _apply(self, kernels, key, param, grad):
+        """Run this optimizer's kernel on the flat ``param``, ``grad`` stored under ``key``."""
+        state, steps = self._state.get(key, (None, 0))
+        if state is None or state.shape[-1] != param.size or state.dtype != param.dtype:
+            if state is not None:
+                raise ValueError(f"parameter {key} changed from {state.shape[-1]} "
+                                 f"{state.dtype} values to {param.size} {param.dtype}")
+            state = self._new_state(param)
+        self._state[key] = (state, steps + 1)
+        self._update(kernels, param, grad, state, steps + 1)
+
+    def _new_state(self, param):
+        return np.zeros((self.state_rows, param.size), param.dtype)
+
+    def _update(self, kernels, param, grad, state, t):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self):
+        settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({settings})"
+
+
+def _check_param(key, param, grad):
+    for what, array in (("params", param), ("grads", grad)):
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"{what}[{key}] must be a numpy.ndarray, got {type(array).__name__}")
+    if param.shape != grad.shape:
+        raise ValueError(f"grads[{key}] has shape {grad.shape}, params[{key}] has {param.shape}")
+    if not (param.flags.c_contiguous and param.flags.writeable):
+        raise ValueError(f"params[{key}] is updated in place and must be C-contiguous and "
+                         "writeable")
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum."""
+
+    def __init__(self, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        self.momentum = _number("momentum", momentum)
+        self.dampening = _number("dampening", dampening)
+        self.nesterov = bool(nesterov)
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("nesterov=True requires momentum > 0 and dampening == 0, got "
+                             f"momentum={self.momentum}, dampening={self.dampening}")
+
+    def _update(self, kernels, param, grad, state, t):
+        # torch starts the momentum buffer at the first gradient: no dampening then.
+        dampening = 0.0 if t == 1 else self.dampening
+        kernels.sgd_update(param, grad, state[0], self.lr, self.momentum, dampening,
+                           self.nesterov, self.weight_decay)
+
+
+class RMSprop(Optimizer):
+    """RMSprop, optionally centered and with momentum."""
+
+    state_rows = 3
+
+    def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False,
+                 weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        self.alpha = _number("alpha", alpha, high=1.0, high_open=False)
+        self.eps = _number("eps", eps)
+        self.momentum = _number("momentum", momentum)
+        self.centered = bool(centered)
+
+    def _update(self, kernels, param, grad, state, t):
+        kernels.rmsprop_update(param, grad, state, self.lr, self.alpha, self.eps, self.momentum,
+                               self.centered, self.weight_decay)
+
+
+class Adam(Optimizer):
+    """Adam, optionally AMSGrad (L2 weight decay added to the gradient, as torch's Adam)."""
+
+    state_rows = 3
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+        super().__init__(lr, weight_decay)
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = (_number("betas[0]", betas[0], high=1.0), _number("betas[1]", betas[1], high=1.0))
+        self.eps = _number("eps", eps)
+        self.amsgrad = bool(amsgrad)
+
+    def _update(self, kernels, param, grad, state, t):
+        beta1, beta2 = self.betas
+        step_size = self.lr / (1 - beta1 ** t)
+        kernels.adam_update(param, grad, state, step_size, beta1, beta2, self.eps,
+                            math.sqrt(1 - beta2 ** t), self.weight_decay, self.amsgrad)
+
+
+class Adagrad(Optimizer):
+    """Adagrad with learning-rate decay."""
+
+    def __init__(self, lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+                 eps=1e-10):
+        super().__init__(lr, weight_decay)
+        self.lr_decay = _number("lr_decay", lr_decay)
+        self.initial_accumulator_value = _number("initial_accumulator_value",
+                                                 initial_accumulator_value)
+        self.eps = _number("eps", eps)
+
+    def _new_state(self, param):
+        return np.full((1, param.size), self.initial_accumulator_value, param.dtype)
+
+    def _update(self, kernels, param, grad, state, t):
+        clr = self.lr / (1 + (t - 1) * self.lr_decay)
+        kernels.adagrad_update(param, grad, state[0], clr, self.eps, self.weight_decay)
+
+
+#: Names users type -> optimizer class.
+OPTIMIZERS = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adagrad": Adagrad}
+
+
+def get(optimizer, **settings) -> Optimizer:
+    """An optimizer from a name (``"adam"``, with ``settings``) or an instance, as it is."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or an Optimizer, "
+                         f"got {optimizer!r}")
+    cls = OPTIMIZERS[optimizer.lower()]
+    if cls is SGD and "lr" not in settings:
+        settings["lr"] = 0.01  # torch requires lr for SGD; a name alone gets Keras's default
+    return cls(**settings)

@@ -1,0 +1,137 @@
+"""Optimizers against their published update rules (the torch.optim documentation's
+algorithms, written out again here step by step), on every backend."""
+import math
+
+import numpy as np
+import pytest
+
+from fastmlp import optim
+
+
+def sgd_rule(lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+    def update(theta, g, state, t):
+        g = g + weight_decay * theta
+        if momentum:
+            b = g if t == 1 else momentum * state["b"] + (1 - dampening) * g
+            state["b"] = b
+            g = g + momentum * b if nesterov else b
+        return theta - lr * g
+    return update
+
+
+def rmsprop_rule(lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False, weight_decay=0.0):
+    def update(theta, g, state, t):
+        g = g + weight_decay * theta
+        v = state["v"] = alpha * state.get("v", 0) + (1 - alpha) * g * g
+        if centered:
+            state["g_ave"] = alpha * state.get("g_ave", 0) + (1 - alpha) * g
+            v = v - state["g_ave"] ** 2
+        if momentum > 0:
+            state["b"] = momentum * state.get("b", 0) + g / (np.sqrt(v) + eps)
+            return theta - lr * state["b"]
+        return theta - lr * g / (np.sqrt(v) + eps)
+    return update
+
+
+def adam_rule(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+    beta1, beta2 = betas
+
+    def update(theta, g, state, t):
+        g = g + weight_decay * theta
+        m = state["m"] = beta1 * state.get("m", 0) + (1 - beta1) * g
+        v = state["v"] = beta2 * state.get("v", 0) + (1 - beta2) * g * g
+        m_hat = m / (1 - beta1 ** t)
+        if amsgrad:
+            v = state["v_max"] = np.maximum(state.get("v_max", 0), v)
+        v_hat = v / (1 - beta2 ** t)
+        return theta - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return update
+
+
+def adagrad_rule(lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+                 eps=1e-10):
+    def update(theta, g, state, t):
+        clr = lr / (1 + (t - 1) * lr_decay)
+        g = g + weight_decay * theta
+        state["sum"] = state.get("sum", initial_accumulator_value) + g * g
+        return theta - clr * g / (np.sqrt(state["sum"]) + eps)
+    return update
+
+
+CASES = [
+    (optim.SGD, sgd_rule, dict(lr=0.1)),
+    (optim.SGD, sgd_rule, dict(lr=0.05, momentum=0.9, dampening=0.2, weight_decay=0.01)),
+    (optim.SGD, sgd_rule, dict(lr=0.05, momentum=0.9, nesterov=True)),
+    (optim.RMSprop, rmsprop_rule, dict()),
+    (optim.RMSprop, rmsprop_rule, dict(lr=1e-3, alpha=0.9, centered=True, momentum=0.5,
+                                       weight_decay=0.01)),
+    (optim.Adam, adam_rule, dict()),
+    (optim.Adam, adam_rule, dict(lr=1e-2, betas=(0.8, 0.99), amsgrad=True, weight_decay=0.1)),
+    (optim.Adagrad, adagrad_rule, dict()),
+    (optim.Adagrad, adagrad_rule, dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1,
+                                       weight_decay=0.01)),
+]
+
+
+@pytest.mark.parametrize("cls, rule, settings", CASES,
+                         ids=[f"{c.__name__}-{'-'.join(s) or 'defaults'}" for c, _, s in CASES])
+def test_update_follows_published_rule(backend, cls, rule, settings):
+    rng = np.random.default_rng(0)
+    params = [rng.normal(size=(3, 4)), rng.normal(size=4)]
+    expected = [p.copy() for p in params]
+    states = [{}, {}]
+    optimizer, update = cls(**settings), rule(**settings)
+    for t in range(1, 51):
+        grads = [rng.normal(size=p.shape) for p in params]
+        optimizer.step(params, grads, backend=backend.name)
+        expected = [update(e, g, s, t) for e, g, s in zip(expected, grads, states)]
+        for got, want in zip(params, expected):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12, err_msg=f"step {t}")
+
+
+def test_defaults_are_torchs():
+    assert (optim.RMSprop().lr, optim.RMSprop().alpha, optim.RMSprop().eps) == (0.01, 0.99, 1e-8)
+    assert (optim.Adam().lr, optim.Adam().betas, optim.Adam().eps) == (1e-3, (0.9, 0.999), 1e-8)
+    assert (optim.Adagrad().lr, optim.Adagrad().eps) == (0.01, 1e-10)
+
+
+def test_float32_parameters_stay_float32():
+    param, grad = np.ones(5, np.float32), np.full(5, 0.5, np.float32)
+    optim.Adam(lr=0.1).step([param], [grad])
+    assert param.dtype == np.float32
+    assert param == pytest.approx(1 - 0.1 * 0.05 / 0.1 / (math.sqrt(0.00025 / 0.001) + 1e-8))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: optim.SGD(lr=0), "lr must be in"),
+    (lambda: optim.Adam(lr=-1e-3), "lr must be in"),
+    (lambda: optim.SGD(lr=0.1, nesterov=True), "nesterov=True requires momentum > 0"),
+    (lambda: optim.Adam(betas=(0.9, 1.0)), r"betas\[1\] must be in"),
+    (lambda: optim.RMSprop(alpha=1.5), "alpha must be in"),
+    (lambda: optim.Adagrad(eps=-1), "eps must be in"),
+    (lambda: optim.SGD(lr="fast"), "lr must be a number"),
+    (lambda: optim.get("adamw"), "optimizer must be one of"),
+])
+def test_bad_settings_are_refused(make, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        make()
+
+
+def test_get_builds_by_name():
+    assert isinstance(optim.get("adam", lr=0.1), optim.Adam)
+    assert optim.get("SGD").lr == 0.01
+    opt = optim.RMSprop()
+    assert optim.get(opt) is opt
+
+
+def test_step_refuses_mismatched_or_changed_parameters():
+    opt = optim.Adam()
+    with pytest.raises(ValueError, match="must align"):
+        opt.step([np.zeros(3)], [])
+    with pytest.raises(ValueError, match=r"grads\[0\] has shape \(4,\)"):
+        opt.step([np.zeros(3)], [np.zeros(4)])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        opt.step([np.zeros((3, 4))[:, ::2]], [np.zeros((3, 2))])
+    opt.step([np.zeros(3)], [np.ones(3)])
+    with pytest.raises(ValueError, match="parameter 0 changed"):
+        opt.step([np.zeros(5)], [np.ones(5)])
