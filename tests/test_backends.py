@@ -1,0 +1,209 @@
+"""One suite over backend x kernel x dtype: every backend against the NumPy reference.
+
+Kernel inputs are generated from the contract's own shape declarations, so a
+kernel added to the contract is tested here without new code.
+"""
+import numpy as np
+import pytest
+from conftest import tolerance
+
+from fastmlp import MLP, layout, optim
+from fastmlp.backends import contract
+
+SIZES = {"m": 5, "k": 7, "n": 6, "i": 4, "o": 3}
+N_SAMPLES = 6
+
+# Scalar arguments of each kernel: several settings where the branches differ.
+SCALARS = {
+    "penalty": [dict(l1=0.01, l2=0.0), dict(l1=0.0, l2=0.1), dict(l1=0.02, l2=0.3)],
+    "dropout_apply": [dict(p=0.0), dict(p=0.4)],
+    "sgd_update": [dict(lr=0.1, momentum=m, dampening=d, nesterov=nv, weight_decay=w)
+                   for m, d, nv, w in [(0, 0, False, 0), (0.9, 0.1, False, 0.01),
+                                       (0.9, 0, True, 0)]],
+    "rmsprop_update": [dict(lr=0.01, alpha=0.99, eps=1e-8, momentum=m, centered=c, weight_decay=w)
+                       for m, c, w in [(0, False, 0), (0.9, True, 0.01), (0.5, False, 0)]],
+    "adam_update": [dict(step_size=1e-3 / 0.1, beta1=0.9, beta2=0.999, eps=1e-8,
+                         bias_correction2_sqrt=0.0316, weight_decay=w, amsgrad=a)
+                    for w, a in [(0, False), (0.01, True)]],
+    "adagrad_update": [dict(clr=0.01, eps=1e-10, weight_decay=w) for w in (0, 0.01)],
+}
+CODE_VALUES = {"act": range(len(contract.ACTIVATIONS))}
+ELEMENTWISE = [name for name in contract.KERNELS
+               if name not in ("output_loss", "network_forward", "network_loss_and_grads")]
+
+
+def kernel_cases():
+    """(kernel name, scalar settings, codes) for every per-layer kernel."""
+    for name in ELEMENTWISE:
+        spec = contract.KERNELS[name]
+        for scalars in SCALARS.get(name, [{}]):
+            if spec.codes:
+                for code in CODE_VALUES["act"]:
+                    yield pytest.param(name, scalars, {"act": code},
+                                       id=f"{name}-{contract.ACTIVATIONS[code]}")
+            else:
+                extra = "-".join(f"{k}={v}" for k, v in scalars.items()
+                                 if k in ("momentum", "nesterov", "centered", "amsgrad", "p"))
+                yield pytest.param(name, scalars, {}, id=f"{name}-{extra}" if extra else name)
+
+
+def random_arguments(spec, dtype, seed):
+    """Arguments for ``spec``'s kernel: random arrays of the declared shapes."""
+    rng = np.random.default_rng(seed)
+    args = {}
+    for name, array in spec.arrays.items():
+        shape = tuple(d if isinstance(d, int) else SIZES[d] for d in array.dims)
+        values = rng.random(shape) if name in ("U", "Y") else rng.normal(size=shape)
+        if name in ("state", "state_sum", "momentum_buf"):
+            values = np.abs(values)  # second-moment state is non-negative
+        if name == "state":
+            values[0] += values[1] ** 2  # centered RMSprop needs E[g^2] >= E[g]^2
+        args[name] = values.astype(dtype)
+    return args
+
+
+def run(backend, name, args, scalars, codes):
+    arrays = {k: v.copy() for k, v in args.items()}
+    values = {**arrays, **scalars, **codes}
+    result = getattr(backend, name)(**{p: values[p] for p in contract.KERNELS[name].params})
+    return arrays, result
+
+
+@pytest.mark.parametrize("name, scalars, codes", list(kernel_cases()))
+def test_kernel_agrees_with_numpy(backend, reference, dtype, name, scalars, codes):
+    spec = contract.KERNELS[name]
+    args = random_arguments(spec, dtype, seed=len(name))
+    got_arrays, got = run(backend, name, args, scalars, codes)
+    want_arrays, want = run(reference, name, args, scalars, codes)
+    tol = tolerance(dtype)
+    for array_name, array_spec in spec.arrays.items():
+        if array_spec.written:
+            assert np.isfinite(want_arrays[array_name]).all(), "the test inputs must stay finite"
+            np.testing.assert_allclose(got_arrays[array_name], want_arrays[array_name], **tol,
+                                       err_msg=f"{backend.name}.{name}: {array_name}")
+    if isinstance(want, float):
+        assert got == pytest.approx(want, rel=tol["rtol"], abs=tol["atol"])
+
+
+@pytest.mark.parametrize("act", range(len(contract.ACTIVATIONS)),
+                         ids=list(contract.ACTIVATIONS))
+def test_activation_kernels_work_in_place(backend, reference, act):
+    rng = np.random.default_rng(act)
+    Z, dA = rng.normal(size=(4, 5)), rng.normal(size=(4, 5))
+    A = reference.activation_forward(act, Z, np.empty_like(Z))
+    inplace = Z.copy()
+    backend.activation_forward(act, inplace, inplace)
+    np.testing.assert_allclose(inplace, A, rtol=1e-10)
+    grad = dA.copy()
+    backend.activation_backward(act, A, grad, grad)
+    np.testing.assert_allclose(grad, reference.activation_backward(act, A, dA, np.empty_like(dA)),
+                               rtol=1e-10)
+
+
+def test_sigmoid_is_stable_for_large_inputs(backend):
+    Z = np.array([[-1000.0, -30.0, 0.0, 30.0, 1000.0]])
+    out = backend.activation_forward(contract.SIGMOID, Z, np.empty_like(Z))
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, [[0.0, 9.357622968839e-14, 0.5, 1 - 9.357622968839e-14, 1.0]],
+                               rtol=1e-9, atol=1e-300)
+
+
+# ---------------------------------------------------------------- whole networks
+
+PAIRS = [("softmax", "cross_entropy"), ("sigmoid", "cross_entropy"), ("identity", "mse"),
+         ("identity", "l1"), ("softmax", "mse"), ("sigmoid", "l1")]
+
+
+def network_case(output, loss, n_outputs=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N_SAMPLES, 4))
+    if output == "softmax" and loss == "cross_entropy":
+        y = rng.integers(0, n_outputs, N_SAMPLES)
+    else:
+        y = rng.random((N_SAMPLES, n_outputs))
+    return X, y
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "identity"])
+@pytest.mark.parametrize("output, loss", PAIRS, ids=[f"{o}-{l}" for o, l in PAIRS])
+def test_gradients_match_central_differences(backend, activation, output, loss):
+    model = MLP([4, 5, 4, 3], activation=activation, output=output, loss=loss,
+                backend=backend.name, dtype="float64", dropout=0.3, l1=0.01, l2=0.02, seed=1)
+    X, y = network_case(output, loss)
+    _, grads = model.loss_and_grads(X, y, dropout_seed=7)
+    h = 1e-6
+    for param, grad in zip(model.params, grads):
+        numeric = np.zeros_like(param)
+        for index in np.ndindex(param.shape):
+            saved = param[index]
+            param[index] = saved + h
+            up, _ = model.loss_and_grads(X, y, dropout_seed=7)
+            param[index] = saved - h
+            down, _ = model.loss_and_grads(X, y, dropout_seed=7)
+            param[index] = saved
+            numeric[index] = (up - down) / (2 * h)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("output, loss", PAIRS, ids=[f"{o}-{l}" for o, l in PAIRS])
+def test_model_agrees_with_numpy(backend, dtype, output, loss):
+    kwargs = dict(sizes=[4, 6, 5, 3], output=output, loss=loss, dtype=dtype.name, dropout=0.25,
+                  l1=0.001, l2=0.01, seed=3)
+    ours, ref = MLP(backend=backend.name, **kwargs), MLP(backend="numpy", **kwargs)
+    X, y = network_case(output, loss, seed=5)
+    tol = tolerance(dtype)
+    np.testing.assert_allclose(ours.forward(X), ref.forward(X), **tol)
+    (loss_ours, grads_ours), (loss_ref, grads_ref) = (m.loss_and_grads(X, y, dropout_seed=2)
+                                                      for m in (ours, ref))
+    assert loss_ours == pytest.approx(loss_ref, rel=tol["rtol"], abs=tol["atol"])
+    for g_ours, g_ref in zip(grads_ours, grads_ref):
+        np.testing.assert_allclose(g_ours, g_ref, **tol)
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda: optim.SGD(lr=0.05, momentum=0.9, nesterov=True),
+    lambda: optim.RMSprop(lr=1e-3, centered=True, momentum=0.5),
+    lambda: optim.Adam(lr=1e-2, amsgrad=True, weight_decay=1e-3),
+    lambda: optim.Adagrad(lr=0.05, lr_decay=1e-3)], ids=["sgd", "rmsprop", "adam", "adagrad"])
+def test_twenty_optimizer_steps_agree(backend, dtype, make_optimizer):
+    X, y = network_case("softmax", "cross_entropy", seed=9)
+    losses = {}
+    for name in (backend.name, "numpy"):
+        model = MLP([4, 8, 3], backend=name, dtype=dtype.name, dropout=0.2, seed=4)
+        step = model.make_step(X, y, make_optimizer())
+        losses[name] = [step() for _ in range(20)], model._theta.copy()
+    tol = tolerance(dtype)
+    np.testing.assert_allclose(losses[backend.name][0], losses["numpy"][0], **tol)
+    np.testing.assert_allclose(losses[backend.name][1], losses["numpy"][1],
+                               rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+
+
+def test_short_fit_agrees(backend, dtype):
+    X, y = network_case("softmax", "cross_entropy", seed=11)
+    X, y = np.tile(X, (5, 1)), np.tile(y, 5)
+    runs = {}
+    for name in (backend.name, "numpy"):
+        model = MLP([4, 8, 3], backend=name, dtype=dtype.name, dropout=0.1, seed=2)
+        history = model.fit(X, y, optimizer=optim.Adam(lr=1e-2), epochs=3, batch_size=8)
+        runs[name] = np.array(history.batch_losses)
+    np.testing.assert_allclose(runs[backend.name], runs["numpy"], **tolerance(dtype))
+
+
+def test_network_kernel_matches_per_kernel_composition(backend):
+    """A backend's own network kernel agrees with compose's chain of its kernels."""
+    from fastmlp.backends import compose
+
+    _, composed = compose.make_network_kernels(backend.raw)
+    plan = layout.plan([4, 6, 5, 3], N_SAMPLES, dropout=0.3, training=True)
+    rng = np.random.default_rng(0)
+    X, theta = rng.normal(size=(N_SAMPLES, 4)), rng.normal(size=plan.theta_size)
+    Y = np.eye(3)[rng.integers(0, 3, N_SAMPLES)]
+    work = rng.random(plan.work_size)  # the U regions hold the dropout uniforms
+    spec = np.array([contract.TANH, contract.SOFTMAX, contract.CROSS_ENTROPY])
+    coefs = np.array([0.3, 0.01, 0.02])
+    results = []
+    for kernel in (backend.network_loss_and_grads, composed):
+        grad, w = np.zeros_like(theta), work.copy()
+        results.append((kernel(X, Y, theta, grad, w, plan.layers, spec, coefs), grad))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-11, atol=1e-13)
