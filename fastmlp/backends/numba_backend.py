@@ -1,0 +1,437 @@
+"""The Numba backend: every contract kernel compiled with ``@njit(cache=True)``.
+
+Kernels follow ``fastmlp.backends.contract`` (see there for shapes and loops).
+What this module adds: bias and activation fused into one pass after the
+matrix product, one-pass losses and optimizer updates, and compiled network
+kernels, so a training step is two calls from Python whatever the depth.
+Importing compiles nothing; each kernel compiles on first use (and is cached
+on disk for the next process).
+
+``FASTMLP_FASTMATH=1`` compiles with ``fastmath=True`` (results then differ
+from the NumPy reference in the last bits); the default keeps IEEE semantics.
+"""
+import math
+import os
+
+import numpy as np
+from numba import njit, prange
+
+from fastmlp.backends.contract import (A, B, CROSS_ENTROPY, DROPOUT, DZ, FAN_IN, FAN_OUT,
+                                       HIDDEN_ACT, IDENTITY, L1, L1_COEF, L2_COEF, LOSS, OUT,
+                                       OUTPUT_ACT, RELU, SIGMOID, SOFTMAX, TANH, U, W, Z)
+
+FASTMATH = os.environ.get("FASTMLP_FASTMATH") == "1"
+# error_model="numpy": division follows IEEE (inf/nan) like the NumPy reference; the
+# default "python" model checks every divisor for zero, a branch that stops vectorisation.
+jit = njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+
+#: Below this many multiply-adds a plain loop beats a BLAS call (call overhead
+#: dominates), if B has contiguous rows of at least MIN_LOOP_COLUMNS; measured on
+#: the spiral (2-100-3, batch 300) and XOR shapes with /tmp-style side-by-side timing.
+SMALL_GEMM = 65536
+MIN_LOOP_COLUMNS = 8
+#: Tile of the own blocked matmul (rows x columns); chosen by measurement at
+#: 256x784x512 float32 against 8 x 256 and a row-by-row blocked loop.
+TILE_ROWS, BLOCK_N = 4, 512
+
+# ---------------------------------------------------------------- matrix products
+
+
+@jit
+def _gemm_loop(A, B, out):
+    """out = A @ B for any layouts (A or B may be a transposed view): i-k-j order."""
+    out[:] = 0
+    for i in range(A.shape[0]):
+        for p in range(A.shape[1]):
+            a = A[i, p]
+            for j in range(B.shape[1]):
+                out[i, j] += a * B[p, j]
+
+
+@jit
+def matmul_blas(A, B, out):
+    np.dot(A, B, out)
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH or {"contract"}, error_model="numpy")
+def matmul_blocked(A, B, out):
+    """Own blocked product: tiles of TILE_ROWS rows x BLOCK_N columns accumulate in a
+    small buffer that stays in L1, so each row of B loaded feeds TILE_ROWS rows;
+    tiles run in parallel and the innermost loop is a contiguous, vectorised axpy."""
+    m, k = A.shape
+    n = B.shape[1]
+    for tile in prange((m + TILE_ROWS - 1) // TILE_ROWS):
+        i0 = tile * TILE_ROWS
+        rows = min(TILE_ROWS, m - i0)
+        acc = np.empty((TILE_ROWS, BLOCK_N), out.dtype)
+        for j0 in range(0, n, BLOCK_N):
+            width = min(BLOCK_N, n - j0)
+            acc[:] = 0
+            for p in range(k):
+                b_row = B[p, j0:j0 + width]
+                for r in range(rows):
+                    a = A[i0 + r, p]
+                    acc_row = acc[r]
+                    for j in range(width):
+                        acc_row[j] += a * b_row[j]
+            for r in range(rows):
+                out[i0 + r, j0:j0 + width] = acc[r, :width]
+
+
+@jit
+def _gemm(A, B, out):
+    """The faster path for the shape: the loop for small products whose inner loop runs
+    along contiguous rows of B at least MIN_LOOP_COLUMNS long (so it vectorises), BLAS
+    otherwise (a transposed B, or a few columns, leave the loop scalar)."""
+    n = B.shape[1]
+    if (A.shape[0] * A.shape[1] * n < SMALL_GEMM and n >= MIN_LOOP_COLUMNS
+            and B.flags.c_contiguous):
+        _gemm_loop(A, B, out)
+    else:
+        np.dot(A, B, out)
+
+
+@jit
+def matmul(A, B, out):
+    _gemm(A, B, out)
+
+
+# ---------------------------------------------------------------- activations
+# The activation branch is taken once, outside each loop, so that LLVM can
+# vectorise the loops (a branch per element would stop it).
+
+
+@jit
+def _sigmoid(z):
+    if z >= 0:
+        return 1 / (1 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1 + e)
+
+
+@jit
+def _softmax_rows(Z, out):
+    for i in range(Z.shape[0]):
+        peak = Z[i, 0]
+        for j in range(Z.shape[1]):
+            peak = max(peak, Z[i, j])
+        total = 0.0
+        for j in range(Z.shape[1]):
+            out[i, j] = math.exp(Z[i, j] - peak)
+            total += out[i, j]
+        for j in range(Z.shape[1]):
+            out[i, j] /= total
+
+
+@jit
+def _bias_activation(Z, b, act, out):
+    """out = f_act(Z + b) element-wise (b broadcast over rows); out may be Z."""
+    rows, cols = Z.shape
+    zero = out.dtype.type(0)  # same type on both sides of the select: it vectorises
+    if act == RELU:
+        for i in range(rows):
+            for j in range(cols):
+                v = Z[i, j] + b[j]
+                out[i, j] = v if v > 0 else zero
+    elif act == SIGMOID:
+        for i in range(rows):
+            for j in range(cols):
+                out[i, j] = _sigmoid(Z[i, j] + b[j])
+    elif act == TANH:
+        for i in range(rows):
+            for j in range(cols):
+                out[i, j] = math.tanh(Z[i, j] + b[j])
+    else:
+        for i in range(rows):
+            for j in range(cols):
+                out[i, j] = Z[i, j] + b[j]
+        if act == SOFTMAX:
+            _softmax_rows(out, out)
+
+
+@jit
+def activation_forward(act, Z, out):
+    if act == SOFTMAX:
+        _softmax_rows(Z, out)
+        return
+    flat_in, flat_out = Z.reshape(-1), out.reshape(-1)
+    zero = out.dtype.type(0)
+    if act == RELU:
+        for i in range(flat_in.size):
+            v = flat_in[i]
+            flat_out[i] = v if v > 0 else zero
+    elif act == SIGMOID:
+        for i in range(flat_in.size):
+            flat_out[i] = _sigmoid(flat_in[i])
+    elif act == TANH:
+        for i in range(flat_in.size):
+            flat_out[i] = math.tanh(flat_in[i])
+    else:
+        for i in range(flat_in.size):
+            flat_out[i] = flat_in[i]
+
+
+@jit
+def activation_backward(act, A, dA, out):
+    if act == SOFTMAX:
+        for i in range(A.shape[0]):
+            s = 0.0
+            for j in range(A.shape[1]):
+                s += dA[i, j] * A[i, j]
+            for j in range(A.shape[1]):
+                out[i, j] = A[i, j] * (dA[i, j] - s)
+        return
+    a, d, o = A.reshape(-1), dA.reshape(-1), out.reshape(-1)
+    zero = out.dtype.type(0)
+    if act == RELU:
+        for i in range(a.size):
+            o[i] = d[i] if a[i] > 0 else zero
+    elif act == SIGMOID:
+        for i in range(a.size):
+            o[i] = d[i] * a[i] * (1 - a[i])
+    elif act == TANH:
+        for i in range(a.size):
+            o[i] = d[i] * (1 - a[i] * a[i])
+    else:
+        for i in range(a.size):
+            o[i] = d[i]
+
+
+@jit
+def linear_forward(X, W, b, act, out):
+    _gemm(X, W, out)
+    _bias_activation(out, b, act, out)  # bias and activation in one pass
+
+
+@jit
+def linear_backward(X, W, dZ, dW, db, dX):
+    _gemm(X.T, dZ, dW)
+    db[:] = 0
+    for i in range(dZ.shape[0]):
+        for j in range(dZ.shape[1]):
+            db[j] += dZ[i, j]
+    if dX is not None:
+        _gemm(dZ, W.T, dX)
+
+
+# ---------------------------------------------------------------- losses
+
+
+@jit
+def softmax_cross_entropy(Z, Y, P, dZ):
+    n, k = Z.shape
+    loss = 0.0
+    for i in range(n):
+        peak = Z[i, 0]
+        for j in range(k):
+            peak = max(peak, Z[i, j])
+        total = 0.0
+        for j in range(k):  # one exp per entry: exp is the cost here, it is not vectorised
+            P[i, j] = math.exp(Z[i, j] - peak)
+            total += P[i, j]
+        lse = peak + math.log(total)
+        for j in range(k):
+            P[i, j] /= total
+            loss += Y[i, j] * (lse - Z[i, j])
+            dZ[i, j] = (P[i, j] - Y[i, j]) / n
+    return loss / n
+
+
+@jit
+def sigmoid_cross_entropy(Z, Y, P, dZ):
+    size = Z.size
+    loss = 0.0
+    for i in range(Z.shape[0]):
+        for j in range(Z.shape[1]):
+            z = Z[i, j]
+            P[i, j] = _sigmoid(z)
+            loss += max(z, 0) - z * Y[i, j] + math.log1p(math.exp(-abs(z)))
+            dZ[i, j] = (P[i, j] - Y[i, j]) / size
+    return loss / size
+
+
+@jit
+def mse_loss(P, Y, dP):
+    size = P.size
+    loss = 0.0
+    for i in range(P.shape[0]):
+        for j in range(P.shape[1]):
+            d = P[i, j] - Y[i, j]
+            loss += d * d
+            dP[i, j] = 2 * d / size
+    return loss / size
+
+
+@jit
+def l1_loss(P, Y, dP):
+    size = P.size
+    loss = 0.0
+    for i in range(P.shape[0]):
+        for j in range(P.shape[1]):
+            d = P[i, j] - Y[i, j]
+            loss += abs(d)
+            dP[i, j] = np.sign(d) / size
+    return loss / size
+
+
+@jit
+def output_loss(out_act, loss, Z, Y, P, dZ):
+    if loss == CROSS_ENTROPY and out_act == SOFTMAX:
+        return softmax_cross_entropy(Z, Y, P, dZ)
+    if loss == CROSS_ENTROPY and out_act == SIGMOID:
+        return sigmoid_cross_entropy(Z, Y, P, dZ)
+    activation_forward(out_act, Z, P)
+    value = l1_loss(P, Y, dZ) if loss == L1 else mse_loss(P, Y, dZ)
+    activation_backward(out_act, P, dZ, dZ)
+    return value
+
+
+@jit
+def penalty(W, l1, l2, dW):
+    value = 0.0
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            w = W[i, j]
+            value += l1 * abs(w) + 0.5 * l2 * w * w
+            dW[i, j] += l1 * np.sign(w) + l2 * w
+    return value
+
+
+@jit
+def dropout_apply(A, U, p, out):
+    keep = 1 - p
+    for i in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            out[i, j] = A[i, j] / keep if U[i, j] >= p else 0
+
+
+# ---------------------------------------------------------------- optimizer updates
+
+
+@jit
+def sgd_update(param, grad, momentum_buf, lr, momentum, dampening, nesterov, weight_decay):
+    if momentum == 0:  # the common plain-SGD case, as its own vectorisable loop
+        for i in range(param.size):
+            param[i] -= lr * (grad[i] + weight_decay * param[i])
+        return
+    for i in range(param.size):
+        g = grad[i] + weight_decay * param[i]
+        momentum_buf[i] = momentum * momentum_buf[i] + (1 - dampening) * g
+        g = g + momentum * momentum_buf[i] if nesterov else momentum_buf[i]
+        param[i] -= lr * g
+
+
+@jit
+def rmsprop_update(param, grad, state, lr, alpha, eps, momentum, centered, weight_decay):
+    square_avg, grad_avg, momentum_buf = state[0], state[1], state[2]
+    if not centered and momentum == 0:  # the default, as its own vectorisable loop
+        for i in range(param.size):
+            g = grad[i] + weight_decay * param[i]
+            square_avg[i] = alpha * square_avg[i] + (1 - alpha) * g * g
+            param[i] -= lr * g / (math.sqrt(square_avg[i]) + eps)
+        return
+    for i in range(param.size):
+        g = grad[i] + weight_decay * param[i]
+        square_avg[i] = alpha * square_avg[i] + (1 - alpha) * g * g
+        v = square_avg[i]
+        if centered:
+            grad_avg[i] = alpha * grad_avg[i] + (1 - alpha) * g
+            v = v - grad_avg[i] * grad_avg[i]
+        step = g / (math.sqrt(v) + eps)
+        if momentum > 0:
+            momentum_buf[i] = momentum * momentum_buf[i] + step
+            step = momentum_buf[i]
+        param[i] -= lr * step
+
+
+@jit
+def adam_update(param, grad, state, step_size, beta1, beta2, eps, bias_correction2_sqrt,
+                weight_decay, amsgrad):
+    exp_avg, exp_avg_sq, max_exp_avg_sq = state[0], state[1], state[2]
+    for i in range(param.size):
+        g = grad[i] + weight_decay * param[i]
+        exp_avg[i] = beta1 * exp_avg[i] + (1 - beta1) * g
+        exp_avg_sq[i] = beta2 * exp_avg_sq[i] + (1 - beta2) * g * g
+    second = exp_avg_sq
+    if amsgrad:
+        for i in range(param.size):
+            max_exp_avg_sq[i] = max(max_exp_avg_sq[i], exp_avg_sq[i])
+        second = max_exp_avg_sq
+    for i in range(param.size):
+        param[i] -= step_size * exp_avg[i] / (math.sqrt(second[i]) / bias_correction2_sqrt + eps)
+
+
+@jit
+def adagrad_update(param, grad, state_sum, clr, eps, weight_decay):
+    for i in range(param.size):
+        g = grad[i] + weight_decay * param[i]
+        state_sum[i] += g * g
+        param[i] -= clr * g / (math.sqrt(state_sum[i]) + eps)
+
+
+# ---------------------------------------------------------------- whole network
+# X is never unified with a work view in one variable (its type may differ, e.g.
+# read-only), hence the separate calls for the first layer.
+
+
+@jit
+def _block(flat, offset, rows, cols):
+    return flat[offset:offset + rows * cols].reshape((rows, cols))
+
+
+@jit
+def _weights(theta, row):
+    return _block(theta, row[W], row[FAN_IN], row[FAN_OUT]), theta[row[B]:row[B] + row[FAN_OUT]]
+
+
+@jit
+def _forward(X, theta, work, layers, hidden_act, dropout):
+    n, last = X.shape[0], layers.shape[0] - 1
+    for l in range(last + 1):
+        row = layers[l]
+        Wl, bl = _weights(theta, row)
+        act, target = (IDENTITY, row[Z]) if l == last else (hidden_act, row[A])
+        out = _block(work, target, n, row[FAN_OUT])
+        if l == 0:
+            linear_forward(X, Wl, bl, act, out)
+        else:
+            linear_forward(_block(work, layers[l - 1, OUT], n, row[FAN_IN]), Wl, bl, act, out)
+        if l < last and row[U] >= 0:
+            dropout_apply(out, _block(work, row[U], n, row[FAN_OUT]), dropout,
+                          _block(work, row[OUT], n, row[FAN_OUT]))
+
+
+@jit
+def network_forward(X, theta, work, layers, spec):
+    _forward(X, theta, work, layers, spec[HIDDEN_ACT], 0.0)
+    row, n = layers[-1], X.shape[0]
+    activation_forward(spec[OUTPUT_ACT], _block(work, row[Z], n, row[FAN_OUT]),
+                       _block(work, row[A], n, row[FAN_OUT]))
+
+
+@jit
+def network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
+    n, hidden_act, dropout = X.shape[0], spec[HIDDEN_ACT], coefs[DROPOUT]
+    _forward(X, theta, work, layers, hidden_act, dropout)
+    row = layers[-1]
+    loss = output_loss(spec[OUTPUT_ACT], spec[LOSS], _block(work, row[Z], n, row[FAN_OUT]), Y,
+                       _block(work, row[A], n, row[FAN_OUT]), _block(work, row[DZ], n, row[FAN_OUT]))
+    for l in range(layers.shape[0] - 1, -1, -1):
+        row = layers[l]
+        Wl, _ = _weights(theta, row)
+        dWl, dbl = _weights(grad, row)
+        dZl = _block(work, row[DZ], n, row[FAN_OUT])
+        if l == 0:
+            linear_backward(X, Wl, dZl, dWl, dbl, None)
+            continue
+        prev = layers[l - 1]
+        d_inp = _block(work, prev[DZ], n, row[FAN_IN])
+        linear_backward(_block(work, prev[OUT], n, row[FAN_IN]), Wl, dZl, dWl, dbl, d_inp)
+        if prev[U] >= 0:
+            dropout_apply(d_inp, _block(work, prev[U], n, row[FAN_IN]), dropout, d_inp)
+        activation_backward(hidden_act, _block(work, prev[A], n, row[FAN_IN]), d_inp, d_inp)
+    if coefs[L1_COEF] != 0 or coefs[L2_COEF] != 0:
+        for l in range(layers.shape[0]):
+            loss += penalty(_weights(theta, layers[l])[0], coefs[L1_COEF], coefs[L2_COEF],
+                            _weights(grad, layers[l])[0])
+    return loss
