@@ -1,0 +1,495 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False
+"""Compiled kernels of the cython backend; see fastmlp.backends.contract.
+
+Bounds checking is off: every array reaching these functions has been checked by
+the contract's wrappers or built by the model. IN arrays are const memoryviews
+(read-only inputs work), OUT arrays are written in place.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport exp, expf, fabs, log, log1p, sqrt, tanh
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+cdef enum:  # contract.ACTIVATIONS, LOSSES and the layout columns
+    IDENTITY, RELU, SIGMOID, TANH, SOFTMAX
+cdef enum:
+    CROSS_ENTROPY, MSE, L1
+cdef enum:
+    FAN_IN, FAN_OUT, COL_W, COL_B, COL_Z, COL_A, COL_U, COL_OUT, COL_DZ
+
+# A plain loop beats a BLAS call below this many multiply-adds, when the inner
+# loop runs along contiguous rows of B at least MIN_LOOP_COLUMNS long.
+cdef enum:
+    SMALL_GEMM = 65536
+    MIN_LOOP_COLUMNS = 8
+    TILE_ROWS = 4
+    BLOCK_N = 512
+
+# ---------------------------------------------------------------- matrix products
+
+cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* A, int lda,
+               const floating* B, int ldb, floating* C) noexcept nogil:
+    """C (m, n) = op(A) @ op(B), row-major, lda/ldb the stored row lengths."""
+    cdef int i, j, p
+    cdef floating a
+    cdef floating* c_row
+    cdef const floating* b_row
+    if not trans_b and m * n * k < SMALL_GEMM and n >= MIN_LOOP_COLUMNS:
+        memset(C, 0, m * n * sizeof(floating))
+        for i in range(m):
+            c_row = C + i * n  # row pointers: the inner loop indexes by j alone, which
+            for p in range(k):  # GCC vectorises even under Python's -fwrapv
+                a = A[p * lda + i] if trans_a else A[i * lda + p]
+                b_row = B + p * ldb
+                for j in range(n):
+                    c_row[j] += a * b_row[j]
+        return
+    # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T.
+    cdef char* ta = "T" if trans_b else "N"
+    cdef char* tb = "T" if trans_a else "N"
+    cdef floating one = 1, zero = 0
+    if floating is float:
+        sgemm(ta, tb, &n, &m, &k, &one, <float*>B, &ldb, <float*>A, &lda, &zero, <float*>C, &n)
+    else:
+        dgemm(ta, tb, &n, &m, &k, &one, <double*>B, &ldb, <double*>A, &lda, &zero, <double*>C, &n)
+
+
+def matmul(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] out):
+    with nogil:
+        gemm(False, False, A.shape[0], B.shape[1], A.shape[1], &A[0, 0], A.shape[1],
+             &B[0, 0], B.shape[1], &out[0, 0])
+
+
+def matmul_blas(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] out):
+    cdef int m = A.shape[0], n = B.shape[1], k = A.shape[1]
+    cdef floating one = 1, zero = 0
+    with nogil:
+        if floating is float:
+            sgemm("N", "N", &n, &m, &k, &one, <float*>&B[0, 0], &n, <float*>&A[0, 0], &k,
+                  &zero, <float*>&out[0, 0], &n)
+        else:
+            dgemm("N", "N", &n, &m, &k, &one, <double*>&B[0, 0], &n, <double*>&A[0, 0], &k,
+                  &zero, <double*>&out[0, 0], &n)
+
+
+def matmul_blocked(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] out):
+    """Own blocked product: tiles of TILE_ROWS rows x BLOCK_N columns accumulate in a
+    buffer that stays in L1, each row of B loaded feeds TILE_ROWS rows; tiles run in
+    parallel (OpenMP) and the innermost loop is a contiguous, vectorised axpy."""
+    cdef Py_ssize_t m = A.shape[0], k = A.shape[1], n = B.shape[1]
+    cdef Py_ssize_t tile, i0, rows, block, j0, width, p, r, j
+    cdef floating a
+    cdef floating* acc
+    for tile in prange((m + TILE_ROWS - 1) // TILE_ROWS, nogil=True, schedule="static"):
+        acc = <floating*>malloc(TILE_ROWS * BLOCK_N * sizeof(floating))
+        i0 = tile * TILE_ROWS
+        rows = min(TILE_ROWS, m - i0)
+        for block in range((n + BLOCK_N - 1) // BLOCK_N):
+            j0 = block * BLOCK_N
+            width = min(BLOCK_N, n - j0)
+            memset(acc, 0, TILE_ROWS * BLOCK_N * sizeof(floating))
+            for p in range(k):
+                for r in range(rows):
+                    a = A[i0 + r, p]
+                    for j in range(width):
+                        acc[r * BLOCK_N + j] += a * B[p, j0 + j]
+            for r in range(rows):
+                for j in range(width):
+                    out[i0 + r, j0 + j] = acc[r * BLOCK_N + j]
+        free(acc)
+
+
+# ---------------------------------------------------------------- activations
+
+cdef inline floating sigmoid(floating z) noexcept nogil:
+    cdef floating e
+    if z >= 0:
+        return 1 / (1 + exp(-z))
+    e = exp(z)
+    return e / (1 + e)
+
+
+cdef void softmax_rows(floating* Z, int rows, int cols) noexcept nogil:
+    """Row-wise softmax in place."""
+    cdef int i, j
+    cdef floating peak, total
+    for i in range(rows):
+        peak = Z[i * cols]
+        for j in range(cols):
+            peak = max(peak, Z[i * cols + j])
+        total = 0
+        for j in range(cols):
+            Z[i * cols + j] = exp(Z[i * cols + j] - peak)
+            total += Z[i * cols + j]
+        for j in range(cols):
+            Z[i * cols + j] /= total
+
+
+cdef void bias_activation(floating* Z, const floating* b, int rows, int cols, int act) noexcept nogil:
+    """Z = f_act(Z + b) in place (b may be NULL: no bias); the branch sits outside the loops."""
+    cdef int i, j
+    cdef floating v
+    cdef floating* row
+    for i in range(rows):
+        row = Z + i * cols
+        if b != NULL:
+            for j in range(cols):
+                row[j] += b[j]
+        if act == RELU:
+            for j in range(cols):
+                v = row[j]
+                row[j] = v if v > 0 else 0
+        elif act == SIGMOID:
+            for j in range(cols):
+                row[j] = sigmoid(row[j])
+        elif act == TANH:
+            for j in range(cols):
+                row[j] = tanh(row[j])
+    if act == SOFTMAX:
+        softmax_rows(Z, rows, cols)
+
+
+cdef void activation_grad(const floating* A, floating* dA, int rows, int cols, int act) noexcept nogil:
+    """dA *= f'(z) from the saved output A, in place (softmax: the row Jacobian product)."""
+    cdef int i, j, size = rows * cols
+    cdef floating s
+    if act == RELU:
+        for i in range(size):
+            dA[i] = dA[i] if A[i] > 0 else 0
+    elif act == SIGMOID:
+        for i in range(size):
+            dA[i] = dA[i] * A[i] * (1 - A[i])
+    elif act == TANH:
+        for i in range(size):
+            dA[i] = dA[i] * (1 - A[i] * A[i])
+    elif act == SOFTMAX:
+        for i in range(rows):
+            s = 0
+            for j in range(cols):
+                s += dA[i * cols + j] * A[i * cols + j]
+            for j in range(cols):
+                dA[i * cols + j] = A[i * cols + j] * (dA[i * cols + j] - s)
+
+
+def activation_forward(int act, const floating[:, ::1] Z, floating[:, ::1] out):
+    cdef Py_ssize_t size = Z.shape[0] * Z.shape[1], i
+    with nogil:
+        if <const void*>&out[0, 0] != <const void*>&Z[0, 0]:
+            for i in range(size):
+                (&out[0, 0])[i] = (&Z[0, 0])[i]
+        bias_activation(&out[0, 0], <floating*>NULL, Z.shape[0], Z.shape[1], act)
+
+
+def activation_backward(int act, const floating[:, ::1] A, const floating[:, ::1] dA,
+                        floating[:, ::1] out):
+    cdef Py_ssize_t size = A.shape[0] * A.shape[1], i
+    with nogil:
+        if <const void*>&out[0, 0] != <const void*>&dA[0, 0]:
+            for i in range(size):
+                (&out[0, 0])[i] = (&dA[0, 0])[i]
+        activation_grad(&A[0, 0], &out[0, 0], A.shape[0], A.shape[1], act)
+
+
+cdef void linear_forward_c(const floating* X, const floating* W, const floating* b, int n,
+                           int fan_in, int fan_out, int act, floating* out) noexcept nogil:
+    gemm(False, False, n, fan_out, fan_in, X, fan_in, W, fan_out, out)
+    bias_activation(out, b, n, fan_out, act)  # bias and activation in one pass
+
+
+def linear_forward(const floating[:, ::1] X, const floating[:, ::1] W, const floating[:] b,
+                   int act, floating[:, ::1] out):
+    with nogil:
+        linear_forward_c(&X[0, 0], &W[0, 0], &b[0], X.shape[0], X.shape[1], W.shape[1], act,
+                         &out[0, 0])
+
+
+cdef void linear_backward_c(const floating* X, const floating* W, const floating* dZ, int n,
+                            int fan_in, int fan_out, floating* dW, floating* db,
+                            floating* dX) noexcept nogil:
+    cdef int i, j
+    gemm(True, False, fan_in, fan_out, n, X, fan_in, dZ, fan_out, dW)
+    cdef const floating* row
+    memset(db, 0, fan_out * sizeof(floating))
+    for i in range(n):
+        row = dZ + i * fan_out
+        for j in range(fan_out):
+            db[j] += row[j]
+    if dX != NULL:
+        gemm(False, True, n, fan_in, fan_out, dZ, fan_out, W, fan_out, dX)
+
+
+def linear_backward(const floating[:, ::1] X, const floating[:, ::1] W,
+                    const floating[:, ::1] dZ, floating[:, ::1] dW, floating[:] db,
+                    floating[:, ::1] dX=None):
+    cdef floating* dX_ptr = NULL if dX is None else &dX[0, 0]
+    with nogil:
+        linear_backward_c(&X[0, 0], &W[0, 0], &dZ[0, 0], X.shape[0], X.shape[1], W.shape[1],
+                          &dW[0, 0], &db[0], dX_ptr)
+
+
+# ---------------------------------------------------------------- losses
+
+cdef double softmax_ce_c(const floating* Z, const floating* Y, floating* P, floating* dZ,
+                         int rows, int cols) noexcept nogil:
+    cdef int i, j
+    cdef double loss = 0, peak, total, lse
+    for i in range(rows):
+        peak = Z[i * cols]
+        for j in range(cols):
+            peak = max(peak, <double>Z[i * cols + j])
+        total = 0
+        for j in range(cols):  # one exp per entry
+            P[i * cols + j] = exp(Z[i * cols + j] - peak)
+            total += P[i * cols + j]
+        lse = peak + log(total)
+        for j in range(cols):
+            P[i * cols + j] /= total
+            loss += Y[i * cols + j] * (lse - Z[i * cols + j])
+            dZ[i * cols + j] = (P[i * cols + j] - Y[i * cols + j]) / rows
+    return loss / rows
+
+
+cdef double sigmoid_ce_c(const floating* Z, const floating* Y, floating* P, floating* dZ,
+                         int rows, int cols) noexcept nogil:
+    cdef int i, size = rows * cols
+    cdef double loss = 0, z
+    for i in range(size):
+        z = Z[i]
+        P[i] = sigmoid(Z[i])
+        loss += max(z, 0.0) - z * Y[i] + log1p(exp(-fabs(z)))
+        dZ[i] = (P[i] - Y[i]) / size
+    return loss / size
+
+
+cdef double pointwise_loss_c(int loss, const floating* P, const floating* Y, floating* dP,
+                             int size) noexcept nogil:
+    """MSE or L1 over all entries, with the gradient into dP."""
+    cdef int i
+    cdef double total = 0, d
+    for i in range(size):
+        d = P[i] - Y[i]
+        if loss == MSE:
+            total += d * d
+            dP[i] = 2 * d / size
+        else:
+            total += fabs(d)
+            dP[i] = ((d > 0) - (d < 0)) / <double>size
+    return total / size
+
+
+cdef double output_loss_c(int out_act, int loss, const floating* Z, const floating* Y, floating* P,
+                          floating* dZ, int rows, int cols) noexcept nogil:
+    cdef int i
+    cdef double value
+    if loss == CROSS_ENTROPY and out_act == SOFTMAX:
+        return softmax_ce_c(Z, Y, P, dZ, rows, cols)
+    if loss == CROSS_ENTROPY and out_act == SIGMOID:
+        return sigmoid_ce_c(Z, Y, P, dZ, rows, cols)
+    for i in range(rows * cols):
+        P[i] = Z[i]
+    bias_activation(P, <floating*>NULL, rows, cols, out_act)
+    value = pointwise_loss_c(loss, P, Y, dZ, rows * cols)
+    activation_grad(P, dZ, rows, cols, out_act)
+    return value
+
+
+def softmax_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y, floating[:, ::1] P,
+                          floating[:, ::1] dZ):
+    cdef double value
+    with nogil:
+        value = softmax_ce_c(&Z[0, 0], &Y[0, 0], &P[0, 0], &dZ[0, 0], Z.shape[0], Z.shape[1])
+    return value
+
+
+def sigmoid_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y, floating[:, ::1] P,
+                          floating[:, ::1] dZ):
+    cdef double value
+    with nogil:
+        value = sigmoid_ce_c(&Z[0, 0], &Y[0, 0], &P[0, 0], &dZ[0, 0], Z.shape[0], Z.shape[1])
+    return value
+
+
+def mse_loss(const floating[:, ::1] P, const floating[:, ::1] Y, floating[:, ::1] dP):
+    cdef double value
+    with nogil:
+        value = pointwise_loss_c(MSE, &P[0, 0], &Y[0, 0], &dP[0, 0], P.shape[0] * P.shape[1])
+    return value
+
+
+def l1_loss(const floating[:, ::1] P, const floating[:, ::1] Y, floating[:, ::1] dP):
+    cdef double value
+    with nogil:
+        value = pointwise_loss_c(L1, &P[0, 0], &Y[0, 0], &dP[0, 0], P.shape[0] * P.shape[1])
+    return value
+
+
+def output_loss(int out_act, int loss, const floating[:, ::1] Z, const floating[:, ::1] Y,
+                floating[:, ::1] P, floating[:, ::1] dZ):
+    cdef double value
+    with nogil:
+        value = output_loss_c(out_act, loss, &Z[0, 0], &Y[0, 0], &P[0, 0], &dZ[0, 0],
+                         Z.shape[0], Z.shape[1])
+    return value
+
+
+cdef double penalty_c(const floating* W, double l1, double l2, floating* dW, int size) noexcept nogil:
+    cdef int i
+    cdef double value = 0, w
+    for i in range(size):
+        w = W[i]
+        value += l1 * fabs(w) + 0.5 * l2 * w * w
+        dW[i] += l1 * ((w > 0) - (w < 0)) + l2 * w
+    return value
+
+
+def penalty(const floating[:, ::1] W, double l1, double l2, floating[:, ::1] dW):
+    cdef double value
+    with nogil:
+        value = penalty_c(&W[0, 0], l1, l2, &dW[0, 0], W.shape[0] * W.shape[1])
+    return value
+
+
+cdef void dropout_c(const floating* A, const floating* U, double p, floating* out, int size) noexcept nogil:
+    cdef int i
+    cdef double keep = 1 - p
+    for i in range(size):
+        out[i] = A[i] / keep if U[i] >= p else 0
+
+
+def dropout_apply(const floating[:, ::1] A, const floating[:, ::1] U, double p,
+                  floating[:, ::1] out):
+    with nogil:
+        dropout_c(&A[0, 0], &U[0, 0], p, &out[0, 0], A.shape[0] * A.shape[1])
+
+
+# ---------------------------------------------------------------- optimizer updates
+
+def sgd_update(floating[::1] param, const floating[::1] grad, floating[::1] momentum_buf,
+               double lr, double momentum, double dampening, bint nesterov, double weight_decay):
+    cdef Py_ssize_t i
+    cdef double g
+    with nogil:
+        for i in range(param.shape[0]):
+            g = grad[i] + weight_decay * param[i]
+            if momentum != 0:
+                momentum_buf[i] = momentum * momentum_buf[i] + (1 - dampening) * g
+                g = g + momentum * momentum_buf[i] if nesterov else momentum_buf[i]
+            param[i] -= lr * g
+
+
+def rmsprop_update(floating[::1] param, const floating[::1] grad, floating[:, ::1] state,
+                   double lr, double alpha, double eps, double momentum, bint centered,
+                   double weight_decay):
+    cdef Py_ssize_t i
+    cdef double g, v, step
+    with nogil:
+        for i in range(param.shape[0]):
+            g = grad[i] + weight_decay * param[i]
+            state[0, i] = alpha * state[0, i] + (1 - alpha) * g * g
+            v = state[0, i]
+            if centered:
+                state[1, i] = alpha * state[1, i] + (1 - alpha) * g
+                v = v - state[1, i] * state[1, i]
+            step = g / (sqrt(v) + eps)
+            if momentum > 0:
+                state[2, i] = momentum * state[2, i] + step
+                step = state[2, i]
+            param[i] -= lr * step
+
+
+def adam_update(floating[::1] param, const floating[::1] grad, floating[:, ::1] state,
+                double step_size, double beta1, double beta2, double eps,
+                double bias_correction2_sqrt, double weight_decay, bint amsgrad):
+    cdef Py_ssize_t i
+    cdef double g, v
+    with nogil:
+        for i in range(param.shape[0]):
+            g = grad[i] + weight_decay * param[i]
+            state[0, i] = beta1 * state[0, i] + (1 - beta1) * g
+            state[1, i] = beta2 * state[1, i] + (1 - beta2) * g * g
+            v = state[1, i]
+            if amsgrad:
+                state[2, i] = max(state[2, i], state[1, i])
+                v = state[2, i]
+            param[i] -= step_size * state[0, i] / (sqrt(v) / bias_correction2_sqrt + eps)
+
+
+def adagrad_update(floating[::1] param, const floating[::1] grad, floating[::1] state_sum,
+                   double clr, double eps, double weight_decay):
+    cdef Py_ssize_t i
+    cdef double g
+    with nogil:
+        for i in range(param.shape[0]):
+            g = grad[i] + weight_decay * param[i]
+            state_sum[i] += g * g
+            param[i] -= clr * g / (sqrt(state_sum[i]) + eps)
+
+
+# ---------------------------------------------------------------- whole network
+
+cdef void forward_c(const floating* X, const floating* theta, floating* work,
+                    const long long[:, ::1] layers, int n, int hidden_act, double dropout) noexcept nogil:
+    cdef int l, last = layers.shape[0] - 1
+    cdef const floating* inp = X
+    cdef floating* out
+    for l in range(last + 1):
+        out = work + (layers[l, COL_Z] if l == last else layers[l, COL_A])
+        linear_forward_c(inp, theta + layers[l, COL_W], theta + layers[l, COL_B], n,
+                         layers[l, FAN_IN], layers[l, FAN_OUT],
+                         IDENTITY if l == last else hidden_act, out)
+        if l < last and layers[l, COL_U] >= 0:
+            dropout_c(out, work + layers[l, COL_U], dropout, work + layers[l, COL_OUT],
+                      n * layers[l, FAN_OUT])
+        inp = work + layers[l, COL_OUT]
+
+
+def network_forward(const floating[:, ::1] X, const floating[::1] theta, floating[::1] work,
+                    const long long[:, ::1] layers, const long long[::1] spec):
+    cdef int n = X.shape[0], last = layers.shape[0] - 1, size
+    cdef Py_ssize_t i
+    cdef floating* P
+    with nogil:
+        forward_c(&X[0, 0], &theta[0], &work[0], layers, n, spec[0], 0.0)
+        size = n * layers[last, FAN_OUT]
+        P = &work[0] + layers[last, COL_A]
+        for i in range(size):
+            P[i] = work[layers[last, COL_Z] + i]
+        bias_activation(P, <floating*>NULL, n, layers[last, FAN_OUT], spec[1])
+
+
+def network_loss_and_grads(const floating[:, ::1] X, const floating[:, ::1] Y,
+                           const floating[::1] theta, floating[::1] grad, floating[::1] work,
+                           const long long[:, ::1] layers, const long long[::1] spec,
+                           const double[::1] coefs):
+    cdef int n = X.shape[0], l, last = layers.shape[0] - 1, hidden = spec[0]
+    cdef double loss, p = coefs[0]
+    cdef floating* w = &work[0]
+    cdef floating* d_inp
+    cdef const floating* inp
+    with nogil:
+        forward_c(&X[0, 0], &theta[0], w, layers, n, hidden, p)
+        loss = output_loss_c(spec[1], spec[2], w + layers[last, COL_Z], &Y[0, 0],
+                             w + layers[last, COL_A], w + layers[last, COL_DZ], n,
+                             layers[last, FAN_OUT])
+        for l in range(last, -1, -1):
+            if l == 0:
+                inp, d_inp = &X[0, 0], NULL
+            else:
+                inp, d_inp = w + layers[l - 1, COL_OUT], w + layers[l - 1, COL_DZ]
+            linear_backward_c(inp, &theta[0] + layers[l, COL_W], w + layers[l, COL_DZ], n,
+                              layers[l, FAN_IN], layers[l, FAN_OUT],
+                              &grad[0] + layers[l, COL_W], &grad[0] + layers[l, COL_B], d_inp)
+            if l == 0:
+                continue
+            if layers[l - 1, COL_U] >= 0:
+                dropout_c(d_inp, w + layers[l - 1, COL_U], p, d_inp, n * layers[l, FAN_IN])
+            activation_grad(w + layers[l - 1, COL_A], d_inp, n, layers[l, FAN_IN], hidden)
+        if coefs[1] != 0 or coefs[2] != 0:
+            for l in range(last + 1):
+                loss += penalty_c(&theta[0] + layers[l, COL_W], coefs[1], coefs[2],
+                                  &grad[0] + layers[l, COL_W],
+                                  layers[l, FAN_IN] * layers[l, FAN_OUT])
+    return loss
