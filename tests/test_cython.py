@@ -1,0 +1,116 @@
+"""What only the Cython backend promises: it is reported (not fatal) when unbuilt, no input
+crashes the process, and a training step allocates nothing."""
+import os
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+
+import numpy as np
+import pytest
+from conftest import require
+
+from fastmlp import MLP, datasets, optim
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def cython_backend():
+    return require("cython")
+
+
+def run_python(code):
+    """Run ``code`` in a fresh interpreter: a crash there fails the test, not pytest."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": ROOT})
+
+
+def test_unbuilt_extension_is_reported_with_the_build_command():
+    result = run_python("""
+        import sys
+        class Unbuilt:  # behaves like a checkout where setup.py never ran
+            def find_spec(self, name, path=None, target=None):
+                if name == "fastmlp.backends._cython_kernels":
+                    raise ImportError("No module named 'fastmlp.backends._cython_kernels'")
+        sys.meta_path.insert(0, Unbuilt())
+        from fastmlp import MLP, backends, datasets
+        ok, reason = backends.available()["cython"]
+        print(ok, "|", reason)
+        X, y = datasets.spiral(n_per_class=10)
+        print(MLP([2, 8, 3], backend="numpy").fit(X, y, epochs=1).rows[-1]["epoch"])
+    """)
+    assert result.returncode == 0, result.stderr
+    status, trained = result.stdout.strip().splitlines()
+    assert status.startswith("False |") and "pip install -e ." in status
+    assert trained == "1"
+
+
+def test_bad_arrays_never_crash_the_process(cython_backend):
+    """Every case must end in a clean Python exception or a right answer, in a subprocess."""
+    result = run_python("""
+        import numpy as np
+        from fastmlp import backends
+        cy = backends.get("cython")
+        f64, f32 = np.ones((3, 4)), np.ones((3, 4), np.float32)
+        cases = [
+            lambda: cy.matmul(f64, np.ones((5, 2)), None),
+            lambda: cy.matmul(f64, np.ones((4, 2), np.float32)),
+            lambda: cy.matmul(f64[:, ::2], np.ones((2, 2))),
+            lambda: cy.matmul(np.ones((0, 4)), np.ones((4, 2))),
+            lambda: cy.matmul(f64, np.ones((4, 0))),
+            lambda: cy.linear_forward(f32, np.ones((4, 2), np.float32), np.ones(3, np.float32), 1),
+            lambda: cy.linear_backward(f64, np.ones((4, 2)), np.ones((3, 2)), np.ones((4, 2)),
+                                       np.ones(2), np.ones((3, 5))),
+            lambda: cy.activation_forward(99, f64, np.empty_like(f64)),
+            lambda: cy.softmax_cross_entropy(f64, np.ones((3, 5)), f64.copy(), f64.copy()),
+            lambda: cy.adam_update(np.ones(4), np.ones(5), np.zeros((3, 4)), .1, .9, .99, 1e-8, 1., 0., False),
+            lambda: cy.sgd_update(np.ones(4)[::-1], np.ones(4), np.zeros(4), .1, 0., 0., False, 0.),
+            lambda: cy.network_forward(f64, np.ones(3), np.ones(3), np.zeros((1, 9), np.int64),
+                                       np.zeros(3, np.int64)),
+        ]
+        for case in cases:
+            try:
+                out = case()
+                print("answer", np.shape(out))
+            except (TypeError, ValueError) as error:
+                print("error", type(error).__name__)
+        read_only = np.ones((3, 4)); read_only.flags.writeable = False
+        print("answer", cy.matmul(read_only, np.ones((4, 2))).tolist()[0])
+    """)
+    assert result.returncode == 0, f"crashed ({result.returncode}): {result.stderr[-2000:]}"
+    lines = result.stdout.strip().splitlines()
+    assert lines[2] == "answer (3, 2)"  # a non-contiguous input is copied, then used
+    assert lines[-1] == "answer [4.0, 4.0]"  # read-only inputs are fine
+    assert sum(line.startswith("error") for line in lines) == len(lines) - 2
+
+
+def test_training_step_allocates_no_numpy_arrays(cython_backend):
+    X, y = datasets.mnist_like(64, seed=0)
+    step = MLP([784, 32, 10], backend="cython", dropout=0.2).make_step(X, y, optim.Adam())
+    step(), step()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for _ in range(10):
+            step()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    numpy_domain = tracemalloc.DomainFilter(True, np.lib.tracemalloc_domain)
+    grown = [d for d in after.filter_traces([numpy_domain]).compare_to(
+        before.filter_traces([numpy_domain]), "traceback") if d.size_diff > 0]
+    assert grown == []
+
+
+@pytest.mark.parametrize("shape", [(256, 784, 512), (5, 7, 3), (33, 17, 600), (1, 1, 1)])
+@pytest.mark.parametrize("kernel", ["matmul_blocked", "matmul_blas", "matmul"])
+def test_matmul_paths_agree_with_numpy(cython_backend, kernel, shape, dtype):
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    A, B = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(k, n)).astype(dtype)
+    out = np.full((m, n), np.nan, dtype)
+    getattr(cython_backend.raw, kernel)(A, B, out)
+    np.testing.assert_allclose(out, A @ B, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=1e-3 if dtype == np.float32 else 1e-10)
