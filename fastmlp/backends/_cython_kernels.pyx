@@ -20,9 +20,11 @@ cdef enum:
 cdef enum:
     FAN_IN, FAN_OUT, COL_W, COL_B, COL_Z, COL_A, COL_U, COL_OUT, COL_DZ
 
-# A plain loop beats a BLAS call below this many multiply-adds, when the inner
-# loop runs along contiguous rows of B at least MIN_LOOP_COLUMNS long.
+# A plain loop beats a BLAS call below SMALL_GEMM multiply-adds when the inner
+# loop runs along contiguous rows of B at least MIN_LOOP_COLUMNS long, and below
+# TINY_GEMM whatever the layout (the same rule as the numba backend).
 cdef enum:
+    TINY_GEMM = 2048
     SMALL_GEMM = 65536
     MIN_LOOP_COLUMNS = 8
     TILE_ROWS = 4
@@ -37,7 +39,16 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* 
     cdef floating a
     cdef floating* c_row
     cdef const floating* b_row
-    if not trans_b and m * n * k < SMALL_GEMM and n >= MIN_LOOP_COLUMNS:
+    if m * n * k < TINY_GEMM and trans_b:
+        for i in range(m):
+            for j in range(n):
+                a = 0
+                for p in range(k):
+                    a += (A[p * lda + i] if trans_a else A[i * lda + p]) * B[j * ldb + p]
+                C[i * n + j] = a
+        return
+    if not trans_b and (m * n * k < TINY_GEMM
+                        or (m * n * k < SMALL_GEMM and n >= MIN_LOOP_COLUMNS)):
         memset(C, 0, m * n * sizeof(floating))
         for i in range(m):
             c_row = C + i * n  # row pointers: the inner loop indexes by j alone, which

@@ -30,6 +30,8 @@ jit = njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 #: the spiral (2-100-3, batch 300) and XOR shapes with /tmp-style side-by-side timing.
 SMALL_GEMM = 65536
 MIN_LOOP_COLUMNS = 8
+#: Below this many multiply-adds the loop wins whatever the layout (XOR's products).
+TINY_GEMM = 2048
 #: Tile of the own blocked matmul (rows x columns); chosen by measurement at
 #: 256x784x512 float32 against 8 x 256 and a row-by-row blocked loop.
 TILE_ROWS, BLOCK_N = 4, 512
@@ -80,12 +82,13 @@ def matmul_blocked(A, B, out):
 
 @jit
 def _gemm(A, B, out):
-    """The faster path for the shape: the loop for small products whose inner loop runs
-    along contiguous rows of B at least MIN_LOOP_COLUMNS long (so it vectorises), BLAS
-    otherwise (a transposed B, or a few columns, leave the loop scalar)."""
+    """The faster path for the shape: the loop for tiny products, and for small ones whose
+    inner loop runs along contiguous rows of B at least MIN_LOOP_COLUMNS long (so it
+    vectorises); BLAS otherwise (a transposed B, or few columns, leave the loop scalar)."""
     n = B.shape[1]
-    if (A.shape[0] * A.shape[1] * n < SMALL_GEMM and n >= MIN_LOOP_COLUMNS
-            and B.flags.c_contiguous):
+    size = A.shape[0] * A.shape[1] * n
+    if size < TINY_GEMM or (size < SMALL_GEMM and n >= MIN_LOOP_COLUMNS
+                            and B.flags.c_contiguous):
         _gemm_loop(A, B, out)
     else:
         np.dot(A, B, out)
