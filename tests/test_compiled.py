@@ -1,0 +1,43 @@
+"""Promises of every compiled backend: no allocation in a training step, and both
+matrix-product paths (BLAS and the own blocked loop) right for any shape."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from fastmlp import MLP, datasets, optim
+
+
+@pytest.mark.parametrize("optimizer", [optim.RMSprop(lr=1e-3), optim.Adam(),
+                                       optim.SGD(lr=0.1, momentum=0.9)],
+                         ids=["rmsprop", "adam", "sgd"])
+def test_training_step_allocates_no_numpy_arrays(compiled_backend, optimizer):
+    X, y = datasets.mnist_like(64, seed=0)
+    step = MLP([784, 32, 16, 10], backend=compiled_backend.name,
+               dropout=0.2).make_step(X, y, optimizer)
+    step(), step()  # compile and warm up
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for _ in range(10):
+            step()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    numpy_domain = tracemalloc.DomainFilter(True, np.lib.tracemalloc_domain)
+    grown = [d for d in after.filter_traces([numpy_domain]).compare_to(
+        before.filter_traces([numpy_domain]), "traceback") if d.size_diff > 0]
+    assert grown == []
+
+
+@pytest.mark.parametrize("shape", [(256, 784, 512), (5, 7, 3), (33, 17, 600), (1, 1, 1)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("kernel", ["matmul_blocked", "matmul_blas", "matmul"])
+def test_matmul_paths_agree_with_numpy(compiled_backend, kernel, shape, dtype):
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    A, B = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(k, n)).astype(dtype)
+    out = np.full((m, n), np.nan, dtype)
+    getattr(compiled_backend.raw, kernel)(A, B, out)
+    np.testing.assert_allclose(out, A @ B, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=1e-3 if dtype == np.float32 else 1e-10)
