@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from fastmlp.backends.contract import CROSS_ENTROPY, SIGMOID, SOFTMAX
+from fastmlp.backends.contract import CROSS_ENTROPY, SOFTMAX
 
 
 def choice(name, value, table):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastmlp import _checks, backends, layout, optim
-from fastmlp.backends.contract import (A, ACTIVATIONS, CROSS_ENTROPY, FAN_OUT, IDENTITY, LOSSES,
+from fastmlp.backends.contract import (A, ACTIVATIONS, CROSS_ENTROPY, IDENTITY, LOSSES,
                                        SIGMOID, SOFTMAX, U, Z)
 from fastmlp.history import History
 
