@@ -47,7 +47,7 @@ def _elementwise(f):
 
 _FORWARD = {
     IDENTITY: lambda rows: rows,
-    RELU: _elementwise(lambda z: z if z > 0 else 0.0),
+    RELU: _elementwise(lambda z: max(z, 0.0)),  # a NaN z stays NaN, as in np.maximum
     SIGMOID: _elementwise(_sigmoid),
     TANH: _elementwise(math.tanh),
     SOFTMAX: lambda rows: [_softmax_row(row) for row in rows],
@@ -59,19 +59,19 @@ def _softmax_backward(a_row, d_row):
     return [a * (d - s) for a, d in zip(a_row, d_row)]
 
 
-_DERIVATIVE = {  # f'(z) from the saved output a = f(z)
-    IDENTITY: lambda a: 1.0,
-    RELU: lambda a: 1.0 if a > 0 else 0.0,
-    SIGMOID: lambda a: a * (1.0 - a),
-    TANH: lambda a: 1.0 - a * a,
+def _chain(derivative):
+    """Backward pass of an elementwise activation from its ``derivative(a)``, a = f(z)."""
+    return lambda a, d: [[dv * derivative(av) for av, dv in zip(a_row, d_row)]
+                         for a_row, d_row in zip(a, d)]
+
+
+_BACKWARD = {  # derivatives from the saved output a = f(z), as the forward pass kept it
+    IDENTITY: lambda a, d: d,
+    RELU: _chain(lambda a: 1.0 if a > 0 else 0.0),
+    SIGMOID: _chain(lambda a: a * (1.0 - a)),
+    TANH: _chain(lambda a: 1.0 - a * a),
+    SOFTMAX: lambda a, d: [_softmax_backward(a_row, d_row) for a_row, d_row in zip(a, d)],
 }
-
-
-def _backward(act, a, d):
-    if act == SOFTMAX:
-        return [_softmax_backward(a_row, d_row) for a_row, d_row in zip(a, d)]
-    derivative = _DERIVATIVE[act]
-    return [[dv * derivative(av) for av, dv in zip(a_row, d_row)] for a_row, d_row in zip(a, d)]
 
 
 def _sign(v):
@@ -101,7 +101,7 @@ def activation_forward(act, Z, out):
 
 
 def activation_backward(act, A, dA, out):
-    out[...] = _backward(act, A.tolist(), dA.tolist())
+    out[...] = _BACKWARD[act](A.tolist(), dA.tolist())
 
 
 def softmax_cross_entropy(Z, Y, P, dZ):
@@ -132,9 +132,11 @@ def _pointwise_loss(value, gradient):
     """A loss kernel from per-entry ``value(diff)`` and ``gradient(diff, size)``."""
 
     def loss_kernel(P, Y, dP):
-        diffs = [[p - t for p, t in zip(p_row, y_row)] for p_row, y_row in zip(P.tolist(), Y.tolist())]
-        dP[...] = [[gradient(d, P.size) for d in row] for row in diffs]
-        return sum(value(d) for row in diffs for d in row) / P.size
+        size = P.size
+        diffs = [[p - t for p, t in zip(p_row, y_row)]
+                 for p_row, y_row in zip(P.tolist(), Y.tolist())]
+        dP[...] = [[gradient(d, size) for d in row] for row in diffs]
+        return sum(value(d) for row in diffs for d in row) / size
 
     return loss_kernel
 
