@@ -1,152 +1,234 @@
-"""The seed notes' workloads; nothing is downloaded.
+"""The seed notes' workloads as arrays; nothing is ever downloaded.
 
 ``xor`` and ``spiral`` are generated, ``digits`` is scikit-learn's bundled set,
-``mnist`` reads the files users already have, ``mnist_like`` is random data of
-MNIST's shapes for speed runs.
+``mnist`` reads MNIST files already on this machine, ``mnist_like`` is random
+data of MNIST's shapes for speed runs.
 """
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from fastmlp import _checks
 
+#: Environment variable naming an MNIST folder or ``mnist.npz`` file; searched first.
 MNIST_ENV = "FASTMLP_MNIST"
-#: Folders searched for MNIST when no path is given (after ``$FASTMLP_MNIST``).
-MNIST_PLACES = ("~/.keras/datasets", "~/data/MNIST/raw", "./data/MNIST/raw", "./data/mnist",
-                "~/.cache/fastmlp/mnist")
-_IDX_NAMES = {  # split -> (images, labels), without the .gz suffix
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
+#: Folders searched, in order, after ``$FASTMLP_MNIST``: each for mnist.npz, then the IDX files.
+MNIST_PLACES = (
+    "~/.keras/datasets",  # keras.datasets.mnist.load_data()
+    "~/data/MNIST/raw",  # torchvision.datasets.MNIST(root="~/data")
+    "./data/MNIST/raw",  # torchvision.datasets.MNIST(root="data"), relative to the working folder
+    "./data/mnist",
+    "~/.cache/fastmlp/mnist",
+)
+#: The IDX files: train images, train labels, test images, test labels (each may end in .gz).
+MNIST_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                   "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 _IMAGES_MAGIC, _LABELS_MAGIC = 0x00000803, 0x00000801
 
 
 def xor(dtype="float64"):
-    """The four XOR points and targets: ``X`` (4, 2), ``y`` (4, 1) of ``dtype``."""
+    """The four points of the XOR problem, with regression targets.
+
+    Parameters
+    ----------
+    dtype : {"float64", "float32"}, default "float64"
+
+    Returns
+    -------
+    X : ndarray of shape (4, 2)
+        ``[[0, 0], [0, 1], [1, 0], [1, 1]]``.
+    y : ndarray of shape (4, 1)
+        ``[[0], [1], [1], [0]]``, of ``dtype`` (targets for an MSE model).
+    """
     dtype = _checks.float_dtype(dtype)
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype)
     return X, np.array([[0], [1], [1], [0]], dtype)
 
 
 def spiral(n_per_class=100, n_classes=3, seed=0, dtype="float64"):
-    """The seed's spiral arms (CS231n's generator, its legacy random stream).
+    """The seed's spiral arms (CS231n's generator), one arm per class.
 
-    Returns ``X`` of shape (n_per_class * n_classes, 2) and int64 labels ``y``.
-    With ``seed=0`` it reproduces the seed notebook, which called ``np.random.seed(0)``.
+    Class ``j`` has radius ``linspace(0, 1, n)`` and angle ``linspace(4j, 4j + 4, n)``
+    plus ``0.2 * randn(n)`` noise from ``np.random.RandomState(seed)``, drawn class by
+    class. ``seed=0`` reproduces the seed notebook (``np.random.seed(0)``) bit for bit.
+
+    Parameters
+    ----------
+    n_per_class : int, default 100
+    n_classes : int, default 3
+    seed : int, default 0
+        In [0, 2**32 - 1].
+    dtype : {"float64", "float32"}, default "float64"
+
+    Returns
+    -------
+    X : ndarray of shape (n_per_class * n_classes, 2)
+    y : ndarray of shape (n_per_class * n_classes,)
+        int64 labels ``0..n_classes - 1``, class by class.
     """
-    n = _checks.integer("n_per_class", n_per_class, 1)
-    k = _checks.integer("n_classes", n_classes, 1)
-    random = np.random.RandomState(_checks.integer("seed", seed, 0))
-    X, y = np.zeros((n * k, 2)), np.repeat(np.arange(k), n)
+    n, k = _count("n_per_class", n_per_class), _count("n_classes", n_classes)
+    random = np.random.RandomState(_count("seed", seed, 0, 2**32 - 1))
+    dtype = _checks.float_dtype(dtype)
+    X = np.zeros((n * k, 2))
     for j in range(k):
         radius = np.linspace(0.0, 1, n)
         theta = np.linspace(j * 4, (j + 1) * 4, n) + random.randn(n) * 0.2
         X[j * n:(j + 1) * n] = np.c_[radius * np.sin(theta), radius * np.cos(theta)]
-    return X.astype(_checks.float_dtype(dtype)), y
+    return X.astype(dtype), np.repeat(np.arange(k, dtype=np.int64), n)
 
 
 def digits(dtype="float64"):
-    """scikit-learn's 8x8 handwritten digits, pixels scaled to [0, 1].
+    """scikit-learn's bundled 8x8 handwritten digits (1797 images), pixels scaled to [0, 1].
 
-    A fixed stratified split (``train_test_split(test_size=0.25, random_state=0)``):
-    ``(X_train, y_train), (X_test, y_test)`` with ``X`` of shape (n, 64), 1347 + 450 rows.
+    The split is fixed: ``train_test_split(test_size=0.25, random_state=0,
+    stratify=y)``, so every run and every backend sees the same 1347 + 450 rows.
+
+    Parameters
+    ----------
+    dtype : {"float64", "float32"}, default "float64"
+
+    Returns
+    -------
+    (X_train, y_train) : ndarray of shape (1347, 64), ndarray of shape (1347,)
+    (X_test, y_test) : ndarray of shape (450, 64), ndarray of shape (450,)
+        ``X`` of ``dtype`` (pixel / 16), ``y`` int64 digits 0..9.
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
+    dtype = _checks.float_dtype(dtype)
     data = load_digits()
-    X = (data.data / 16.0).astype(_checks.float_dtype(dtype))
     X_train, X_test, y_train, y_test = train_test_split(
-        X, data.target.astype(np.int64), test_size=0.25, random_state=0, stratify=data.target)
+        (data.data / 16.0).astype(dtype), data.target.astype(np.int64),
+        test_size=0.25, random_state=0, stratify=data.target)
     return (X_train, y_train), (X_test, y_test)
 
 
 def mnist_like(n=1024, seed=0, dtype="float32"):
-    """Random data of MNIST's shapes, for timing only: ``X`` (n, 784) in [0, 1), labels 0..9."""
-    rng = np.random.default_rng(_checks.integer("seed", seed, 0))
-    X = rng.random((_checks.integer("n", n, 1), 784), dtype=_checks.float_dtype(dtype))
+    """Random data of MNIST's shapes, for timing only: it holds no signal to learn.
+
+    Parameters
+    ----------
+    n : int, default 1024
+    seed : int, default 0
+    dtype : {"float32", "float64"}, default "float32"
+
+    Returns
+    -------
+    X : ndarray of shape (n, 784)
+        Uniform in [0, 1).
+    y : ndarray of shape (n,)
+        int64 labels, uniform in 0..9.
+    """
+    n, rng = _count("n", n), np.random.default_rng(_count("seed", seed, 0))
+    X = rng.random((n, 784), dtype=_checks.float_dtype(dtype))
     return X, rng.integers(0, 10, n, dtype=np.int64)
 
 
 def mnist(path=None, dtype="float32"):
-    """MNIST from files already on this machine: ``(X_train, y_train), (X_test, y_test)``.
+    """MNIST from files already on this machine; never downloads.
 
-    ``X`` has shape (n, 784) scaled to [0, 1], ``y`` int64. Reads Keras's
-    ``mnist.npz`` or the four IDX files (gzipped or not) from ``path`` (a folder
-    or an ``.npz`` file), else from ``$FASTMLP_MNIST``, else from ``MNIST_PLACES``.
-    Raises FileNotFoundError naming every place it looked.
+    Reads Keras's ``mnist.npz`` (arrays ``x_train, y_train, x_test, y_test``) or the
+    four IDX files ``MNIST_IDX_FILES`` (each plain or ``.gz``; the dotted names
+    ``train-images.idx3-ubyte`` also work). Looks at ``path`` only if given, else at
+    ``$FASTMLP_MNIST`` and then ``MNIST_PLACES``; in a folder, ``mnist.npz`` wins.
+
+    Parameters
+    ----------
+    path : str or path-like, optional
+        A folder holding either format, or an ``.npz`` file.
+    dtype : {"float32", "float64"}, default "float32"
+
+    Returns
+    -------
+    (X_train, y_train) : ndarray of shape (60000, 784), ndarray of shape (60000,)
+    (X_test, y_test) : ndarray of shape (10000, 784), ndarray of shape (10000,)
+        ``X`` of ``dtype`` (pixel / 255, in [0, 1]), ``y`` int64 digits.
+
+    Raises
+    ------
+    FileNotFoundError
+        No files found; the message names every place looked.
+    ValueError
+        Files found but malformed (IDX magic number, truncated data, image and
+        label counts, npz keys or shapes); the message names the file.
     """
     dtype = _checks.float_dtype(dtype)
-    looked = []
-    for place in _candidates(path):
-        looked.append(str(place))
-        found = _read_npz(place) if place.suffix == ".npz" else _read_idx_folder(place)
-        if found is not None:
-            return tuple((images.reshape(len(images), 784).astype(dtype) / 255,
-                          labels.astype(np.int64)) for images, labels in found)
-    raise FileNotFoundError(
-        "MNIST files not found; looked for mnist.npz or the four IDX files "
-        f"({', '.join(n for pair in _IDX_NAMES.values() for n in pair)}, optionally .gz) in: "
-        + "; ".join(looked) + f". Pass mnist(path=...) or set ${MNIST_ENV}.")
+    read, where = _locate(path)
+    loaded = []
+    for images, labels in read(where):
+        X = images.astype(dtype)
+        X /= 255
+        loaded.append((X, labels))
+    return tuple(loaded)
 
 
 def mnist_available(path=None):
-    """Whether ``mnist(path)`` would find the files."""
+    """Whether ``mnist(path)`` finds MNIST files; never raises, does not parse them.
+
+    Parameters
+    ----------
+    path : str or path-like, optional
+        As in ``mnist``.
+
+    Returns
+    -------
+    bool
+    """
     try:
-        mnist(path)
-    except FileNotFoundError:
+        _locate(path)
+    except (OSError, TypeError, ValueError):
         return False
     return True
 
 
-def _candidates(path):
-    """Files and folders to try, in order: each folder also as ``folder/mnist.npz``."""
+def _count(name, value, low=1, high=None):
+    """``_checks.integer``, raising ValueError for any bad value as this API promises."""
+    try:
+        return _checks.integer(name, value, low, high)
+    except TypeError as error:
+        raise ValueError(str(error)) from None
+
+
+def _places(path):
     if path is not None:
         places = [path]
-    elif os.environ.get(MNIST_ENV):
-        places = [os.environ[MNIST_ENV]]
     else:
-        places = list(MNIST_PLACES)
-    for place in map(lambda p: Path(p).expanduser(), places):
-        if place.suffix == ".npz":
-            yield place
-        else:
-            yield place / "mnist.npz"
-            yield place
+        env = os.environ.get(MNIST_ENV)
+        places = ([env] if env else []) + list(MNIST_PLACES)
+    return [Path(place).expanduser().absolute() for place in places]
 
 
-def _read_npz(file):
-    if not file.is_file():
-        return None
-    with np.load(file, allow_pickle=False) as data:
-        missing = {"x_train", "y_train", "x_test", "y_test"} - set(data.files)
-        if missing:
-            raise ValueError(f"{file}: expected Keras's arrays x_train, y_train, x_test, y_test; "
-                             f"missing {sorted(missing)}")
-        return (data["x_train"], data["y_train"]), (data["x_test"], data["y_test"])
-
-
-def _read_idx_folder(folder):
-    files = {name: _idx_file(folder, name) for pair in _IDX_NAMES.values() for name in pair}
-    if not folder.is_dir() or None in files.values():
-        return None
-    splits = []
-    for images_name, labels_name in _IDX_NAMES.values():
-        images = _read_idx(files[images_name], _IMAGES_MAGIC)
-        labels = _read_idx(files[labels_name], _LABELS_MAGIC)
-        if len(images) != len(labels):
-            raise ValueError(f"{files[images_name]} has {len(images)} images but "
-                             f"{files[labels_name]} has {len(labels)} labels")
-        splits.append((images, labels))
-    return splits
+def _locate(path):
+    """``(reader, where)`` for the first place holding MNIST, else FileNotFoundError."""
+    looked = []
+    for place in _places(path):
+        npz = place if place.suffix == ".npz" else place / "mnist.npz"
+        looked.append(str(npz))
+        if npz.is_file():
+            return _read_npz, npz
+        if npz is place:
+            continue
+        files = [_idx_file(place, name) for name in MNIST_IDX_FILES]
+        if all(files):
+            return _read_idx_files, files
+        partial = [file.name for file in files if file]
+        looked.append(f"{place} (only {', '.join(partial)})" if partial else str(place))
+    raise FileNotFoundError(
+        f"MNIST files not found: looked for mnist.npz or the four IDX files "
+        f"({', '.join(MNIST_IDX_FILES)}, optionally .gz) in: {'; '.join(looked)}. "
+        f"Pass mnist(path=...) a folder holding them or an mnist.npz file, "
+        f"or set ${MNIST_ENV} to one.")
 
 
 def _idx_file(folder, name):
-    """The file for ``name`` in ``folder``: plain, .gz, or with the dotted variant name."""
+    """The file for ``name`` in ``folder``: plain, .gz, or the dotted variant name."""
     dotted = name.replace("-idx", ".idx")
     for candidate in (name, name + ".gz", dotted, dotted + ".gz"):
         if (folder / candidate).is_file():
@@ -154,19 +236,53 @@ def _idx_file(folder, name):
     return None
 
 
+def _read_npz(file):
+    with np.load(file, allow_pickle=False) as data:
+        missing = sorted({"x_train", "y_train", "x_test", "y_test"} - set(data.files))
+        if missing:
+            raise ValueError(f"{file}: expected Keras's arrays x_train, y_train, x_test, "
+                             f"y_test; found {sorted(data.files)}, missing {missing}")
+        return [_split(data[f"x_{s}"], data[f"y_{s}"], f"{file}[x_{s}]", f"{file}[y_{s}]")
+                for s in ("train", "test")]
+
+
+def _read_idx_files(files):
+    magics = (_IMAGES_MAGIC, _LABELS_MAGIC) * 2
+    arrays = [_read_idx(file, magic) for file, magic in zip(files, magics)]
+    return [_split(arrays[i], arrays[i + 1], files[i], files[i + 1]) for i in (0, 2)]
+
+
+def _split(images, labels, images_name, labels_name):
+    """Validated ``(images of shape (n, 784) uint8, labels of shape (n,) int64)``."""
+    if images.dtype != np.uint8 or images.shape[1:] not in ((28, 28), (784,)):
+        raise ValueError(f"{images_name}: expected uint8 images of shape (n, 28, 28), "
+                         f"found {images.dtype} of shape {images.shape}")
+    if labels.dtype.kind not in "iu" or labels.ndim != 1:
+        raise ValueError(f"{labels_name}: expected integer labels of shape (n,), "
+                         f"found {labels.dtype} of shape {labels.shape}")
+    if len(images) != len(labels):
+        raise ValueError(f"{images_name} has {len(images)} images but {labels_name} has "
+                         f"{len(labels)} labels; expected as many labels as images")
+    return images.reshape(len(images), 784), labels.astype(np.int64)
+
+
 def _read_idx(file, magic):
-    """An IDX array (big-endian header: magic, then one uint32 per dimension)."""
-    opener = gzip.open if file.suffix == ".gz" else open
-    with opener(file, "rb") as stream:
-        raw = stream.read()
-    found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
-    if found != magic:
-        raise ValueError(f"{file}: expected IDX magic number {magic:#010x}, got "
-                         f"{'nothing' if found is None else f'{found:#010x}'}")
-    ndim = magic & 0xFF
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    header, expected = 4 + 4 * ndim, int(np.prod(dims))
-    if len(raw) - header != expected:
-        raise ValueError(f"{file}: header promises {expected} bytes of data for shape "
-                         f"{tuple(dims)}, the file has {len(raw) - header}")
+    """An IDX array: big-endian magic number, one uint32 per dimension, then uint8 data."""
+    try:
+        with (gzip.open if file.suffix == ".gz" else open)(file, "rb") as stream:
+            raw = stream.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise ValueError(f"{file}: not a readable gzip file ({error})") from None
+    found = int.from_bytes(raw[:4], "big")
+    if len(raw) < 4 or found != magic:
+        got = f"{found:#010x}" if len(raw) >= 4 else f"a {len(raw)}-byte file"
+        raise ValueError(f"{file}: expected IDX magic number {magic:#010x}, found {got}")
+    header = 4 + 4 * (magic & 0xFF)
+    if len(raw) < header:
+        raise ValueError(f"{file}: truncated IDX header: expected {header} bytes, "
+                         f"found {len(raw)}")
+    dims = tuple(int.from_bytes(raw[i:i + 4], "big") for i in range(4, header, 4))
+    if len(raw) - header != math.prod(dims):
+        raise ValueError(f"{file}: expected {math.prod(dims)} bytes of data for shape {dims}, "
+                         f"found {len(raw) - header} (truncated?)")
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
