@@ -30,7 +30,7 @@ def integer(name, value, low, high=None):
 
 def float_dtype(value):
     try:
-        dtype = np.dtype(value)
+        dtype = None if value is None else np.dtype(value)  # np.dtype(None) is float64
     except TypeError:
         dtype = None
     if dtype not in (np.float32, np.float64):

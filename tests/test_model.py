@@ -208,6 +208,7 @@ def test_bad_constructor_arguments_are_named():
         (dict(sizes=[2, 3], output="identity"), ValueError, "cross_entropy' needs output"),
         (dict(sizes=[2, 1]), ValueError, "softmax' needs at least 2"),
         (dict(sizes=[2, 3], dtype="int32"), ValueError, "dtype must be"),
+        (dict(sizes=[2, 3], dtype=None), ValueError, "dtype must be 'float32' or 'float64', got None"),
         (dict(sizes=[2, 3], dropout=1.0), ValueError, r"dropout must be in \[0, 1\)"),
         (dict(sizes=[2, 3], dropout=-0.1), ValueError, "dropout must be in"),
         (dict(sizes=[2, 3], l2=-1), ValueError, "l2 must be in"),
