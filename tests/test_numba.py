@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 from conftest import require
 
@@ -73,3 +74,16 @@ def test_kernels_stay_valid_python_without_the_jit(numba_backend):
         env={**os.environ, "PYTHONPATH": ROOT, "NUMBA_DISABLE_JIT": "1"})
     assert result.returncode == 0, result.stdout[-3000:]
     assert " passed" in result.stdout.splitlines()[-1]
+
+
+def test_cheap_views_share_memory_and_references(numba_backend):
+    """The network kernels' views (an intrinsic, not numba's reshape) alias the flat buffer
+    and neither leak nor drop a reference to it."""
+    flat = np.arange(20.0)
+    refs = sys.getrefcount(flat)
+    view = numba_backend.raw._block(flat, 2, 3, 4)
+    np.testing.assert_array_equal(view, flat[2:14].reshape(3, 4))
+    view[0, 0] = -1.0
+    assert flat[2] == -1.0 and sys.getrefcount(flat) == refs + 1
+    del view
+    assert sys.getrefcount(flat) == refs
