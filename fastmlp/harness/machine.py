@@ -1,0 +1,56 @@
+"""The machine a report was made on: CPU, cores, BLAS, library versions."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import import_module, metadata
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas():
+    """BLAS libraries NumPy (and SciPy) loaded, with their threads, via threadpoolctl."""
+    try:
+        import_module("numpy")  # loads its BLAS, so that threadpoolctl can see it
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [{k: info.get(k) for k in ("internal_api", "version", "num_threads",
+                                       "threading_layer", "architecture")}
+            for info in threadpool_info()]
+
+
+def versions():
+    out = {"python": sys.version.split()[0]}
+    for name in ("fastmlp", "numpy", "numba", "cython", "scipy", "pandas", "matplotlib"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            module = sys.modules.get(name)
+            out[name] = getattr(module, "__version__", "not installed") + (
+                " (source tree)" if module else "")
+    return out
+
+
+def load():
+    """The 1-minute load average (other work on the machine skews every timing)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def info():
+    return dict(cpu=cpu_model(), cores=os.cpu_count(), platform=platform.platform(),
+                load_at_start=load(),
+                blas=blas(), versions=versions(),
+                env={k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                 "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")
+                     if k in os.environ})

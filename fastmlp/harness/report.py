@@ -1,0 +1,117 @@
+"""``fastmlp report``: speed, cold start and convergence, written to ``reports/<name>/``.
+
+Every finished case or training run is saved at once (see ``store``); a rerun
+with the same output directory and mode skips what is already there, so an
+interrupted report resumes where it stopped.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fastmlp.harness import compare, machine, render, speed, tables, workloads
+from fastmlp.harness import convergence as conv
+from fastmlp.harness.store import ResultStore, write_atomic
+
+BUDGET_S = {"quick": 0.03, "full": 0.2}  # timing budget per case and backend
+
+
+def convergence_jobs(quick, backend):
+    """``(key, callable)`` pairs; each callable returns a JSON-able result."""
+    jobs = []
+    for name in ("spiral", "digits", "mnist"):
+        task = conv.quick_settings(conv.TASKS[name]) if quick else conv.TASKS[name]
+        for opt in conv.OPTIMIZERS:
+            jobs.append((f"{name}/{opt}", lambda n=name, t=task, o=opt: _train(n, t, o, backend)))
+    xor = dict(conv.XOR, seeds=3, steps=200) if quick else conv.XOR
+    jobs += [(f"xor/{act}/{opt}", lambda o=opt, a=act: conv.xor_success(o, backend, a, xor))
+             for act in xor["activations"] for opt in conv.OPTIMIZERS]
+    settings = dict(conv.AGREEMENT, epochs=1) if quick else conv.AGREEMENT
+    jobs += [(f"agreement/{dt}", lambda dt=dt: conv.agreement(
+        conv.available_for_agreement(), dt, settings)) for dt in ("float64", "float32")]
+    jobs += [(f"dropout/{name}", lambda n=name: _dropout(backend, n, quick))
+             for name in conv.DROPOUT_DEMO]
+    return jobs
+
+
+_data_cache = {}
+
+
+def _train(name, task, opt, backend):
+    if name not in _data_cache:
+        try:
+            _data_cache[name] = conv.load(name)
+        except FileNotFoundError as error:
+            _data_cache[name] = error
+    data = _data_cache[name]
+    if isinstance(data, FileNotFoundError):
+        return dict(dataset=name, optimizer=opt, not_run=f"not run: no MNIST files ({data})")
+    return conv.train(name, task, opt, backend, data)
+
+
+def _dropout(backend, name, quick):
+    try:
+        return conv.dropout_demo(backend, name, quick)
+    except FileNotFoundError as error:
+        return {"not_run": f"not run: no MNIST files ({error})"}
+
+
+def run(out="reports/latest", quick=False, only=None, fresh=False, convergence_backend="auto",
+        progress=True):
+    """Make the whole report; returns the path of ``report.md``.
+
+    ``convergence_backend="auto"`` trains on the fastest available backend (the
+    agreement section checks that every backend gives the same curves). Quick
+    mode skips the cold-start subprocesses (a cold Numba compile takes many seconds).
+    """
+    from tqdm import tqdm
+
+    if convergence_backend == "auto":
+        convergence_backend = conv.fastest_backend()
+    started = time.perf_counter()
+    mode = "quick" if quick else "full"
+    out = Path(out)
+    store = ResultStore(out, mode, fresh)
+    store.save_section("machine", machine.info())
+    cases = workloads.suite(quick)
+    status = speed.backend_status()
+    sections = {
+        "coldstart": [] if quick else [(b, lambda b=b: speed.cold_start(b))
+                                       for b in ["numpy"] + tables.compiled(status)],
+        "compare": [("rows", lambda: compare.run(BUDGET_S[mode], ("spiral",) if quick
+                                                 else compare.WORKLOADS))],
+        "convergence": convergence_jobs(quick, convergence_backend),
+    }
+    total = len(cases) + sum(map(len, sections.values()))
+    with tqdm(total=total, desc=f"fastmlp report ({mode})", disable=not progress,
+              unit="case") as bar:
+        speed.run_speed(cases, store, BUDGET_S[mode], bar, only)
+        results = {name: _run_jobs(store, mode, name, jobs, bar)
+                   for name, jobs in sections.items()}
+    store.save_section("machine", dict(store.section("machine"), load_at_end=machine.load()))
+    runs = _section(store, "runs", mode)
+    runs["results"][str(len(runs["results"]))] = time.perf_counter() - started
+    store.save_section("runs", runs)  # seconds of each (resumed) run, summed in the text
+    text = render.render(out, store, status, results, quick, list(runs["results"].values()),
+                         convergence_backend)
+    write_atomic(out / "report.md", text)
+    return out / "report.md"
+
+
+def _run_jobs(store, mode, section, jobs, bar):
+    """Run the jobs of a section not already stored, saving after each; its results."""
+    data = _section(store, section, mode)
+    for key, job in jobs:
+        if key not in data["results"]:
+            bar.set_postfix_str(f"{section} {key}"[-60:], refresh=True)
+            data["results"][key] = job()
+            store.save_section(section, data)
+        bar.update(1)
+    return data["results"]
+
+
+def _section(store, name, mode):
+    data = store.section(name)
+    if not data or data.get("mode") != mode:
+        data = {"mode": mode, "results": {}}
+    return data

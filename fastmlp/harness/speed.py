@@ -1,0 +1,127 @@
+"""Running the speed cases on every backend, with the naive backend only where it is fast enough."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from fastmlp import backends
+from fastmlp.harness import timing, workloads
+
+#: The naive ``python`` backend runs a case only if one call is estimated under this.
+PYTHON_LIMIT_S = 2.0
+SLOW_BACKENDS = ("python",)
+TOO_SLOW = "not run (too slow)"
+
+
+def backend_status():
+    """``{name: (available, reason)}`` for every registered backend, in registry order."""
+    return backends.available()
+
+
+class SlowBackendGuard:
+    """Estimates a slow backend's time per case from its FLOP rate, measured once by a pilot."""
+
+    def __init__(self, limit=PYTHON_LIMIT_S):
+        self.limit, self.rates = limit, {}
+
+    def rate(self, backend):
+        if backend not in self.rates:
+            pilot = workloads.matmul_case(24, 24, 24, "float64")
+            t = timing.measure(pilot.build(backend), budget=0.05, min_rounds=3)["median_s"]
+            self.rates[backend] = pilot.flops / t
+        return self.rates[backend]
+
+    def too_slow(self, backend, case):
+        return backend in SLOW_BACKENDS and case.flops / self.rate(backend) > self.limit
+
+
+def _row(case, backend):
+    return dict(key=case.key, group=case.group, name=case.name, size=case.size,
+                dtype=case.dtype, x=case.x, flops=case.flops, backend=backend)
+
+
+def _start(case, backend, guard, budget):
+    """``(row, Timer)`` once the first call is done, or ``(finished row, None)``."""
+    row, slow = _row(case, backend), backend in SLOW_BACKENDS
+    if guard.too_slow(backend, case):
+        return dict(row, status=TOO_SLOW, note=f"estimated "
+                    f"{case.flops / guard.rate(backend):.1f} s per call"), None
+    try:
+        return row, timing.Timer(case.build(backend), budget / 2 if slow else budget,
+                                 3 if slow else 5, guard.limit if slow else None)
+    except timing.TooSlow as error:
+        return dict(row, status=TOO_SLOW, note=str(error)), None
+    except Exception as error:  # a broken kernel is a reported result, not a crashed report
+        return dict(row, status="error", note=f"{type(error).__name__}: {error}"), None
+
+
+def run_case(case, names, guard, budget):
+    """Rows for ``case`` on each backend of ``names``: timings, or why it did not run.
+
+    The fast backends are timed round by round in turn; a slow backend alone
+    (its long calls would stretch the others' rounds).
+    """
+    started = [_start(case, name, guard, budget) for name in names]
+    together = [timer for row, timer in started
+                if timer is not None and row["backend"] not in SLOW_BACKENDS]
+    timing.interleave(together)
+    for row, timer in started:
+        if timer is not None and row["backend"] in SLOW_BACKENDS:
+            timing.interleave([timer])
+    return [row if timer is None else dict(row, status="ok", note="", **timer.result())
+            for row, timer in started]
+
+
+def run_speed(cases, store, budget=0.25, progress=None, only=None):
+    """Run every case on every available backend (skipping rows the store already has)."""
+    status = backend_status()
+    wanted = None if only is None else {*only, "numpy"}  # numpy: the reference of every ratio
+    names = [n for n, (ok, _) in status.items() if ok and (wanted is None or n in wanted)]
+    guard = SlowBackendGuard()
+    for case in cases:
+        if progress is not None:
+            progress.set_postfix_str(case.key[-60:], refresh=False)
+        todo = [b for b in names if case.applies(b) and not store.done(case.key, b)]
+        for row in run_case(case, todo, guard, budget) if todo else []:
+            store.add(row)
+        if progress is not None:
+            progress.update(1)
+    return status
+
+
+COLD_SCRIPT = """
+import json, sys, time
+t0 = time.perf_counter()
+from fastmlp import backends
+from fastmlp.harness import workloads, timing
+backends.get(sys.argv[1])
+t1 = time.perf_counter()
+case = [c for c in workloads.quick_suite() if c.key.startswith("step/spiral")][0]
+fn = case.build(sys.argv[1])
+t2 = time.perf_counter(); fn(); t3 = time.perf_counter(); fn(); t4 = time.perf_counter()
+steady = timing.measure(fn, budget=0.1)["median_s"]
+print(json.dumps(dict(import_s=t1 - t0, first_call_s=t3 - t2, second_call_s=t4 - t3,
+                      steady_s=steady)))
+"""
+
+
+def cold_start(backend, fresh_cache=True, timeout=240):
+    """First-call time of the spiral step in a fresh process (a fresh Numba cache if asked).
+
+    Returns a dict of seconds, or ``{"error": ...}``.
+    """
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as cache:
+        if fresh_cache:
+            env["NUMBA_CACHE_DIR"] = cache
+        try:
+            done = subprocess.run([sys.executable, "-c", COLD_SCRIPT, backend], env=env,
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {timeout} s"}
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])

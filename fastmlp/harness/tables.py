@@ -1,0 +1,144 @@
+"""From result rows to pandas tables: speedups, peak fractions, targets, Markdown."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from fastmlp.harness.speed import SLOW_BACKENDS
+
+REFERENCE, NAIVE = "numpy", "python"
+
+
+def frame(rows):
+    """All rows as a DataFrame with GFLOP/s, fraction of peak and speedups added."""
+    df = pd.DataFrame(rows)
+    for column in ("median_s", "q1_s", "q3_s", "iqr_s", "min_s", "first_call_s"):
+        if column not in df:
+            df[column] = np.nan
+    df["gflops"] = df["flops"] / df["median_s"] / 1e9
+    peak = gemm_peak(df)
+    df["peak_fraction"] = df["gflops"] / peak if peak else np.nan
+    for ref, column in ((REFERENCE, "x_numpy"), (NAIVE, "x_python")):
+        base = df[(df.backend == ref) & (df.status == "ok")].set_index("key")["median_s"]
+        df[column] = df["key"].map(base) / df["median_s"]
+    return df
+
+
+def gemm_peak(df, name="gemm_peak"):
+    """GFLOP/s of numpy float32 matmul at the largest size: the roofline of this run."""
+    hit = df[(df.name == name) & (df.status == "ok")]
+    return float(hit["flops"].iloc[0] / hit["median_s"].iloc[0] / 1e9) if len(hit) else None
+
+
+def wide(df, backends_all, status, value="median_s", groups=None, fmt=None):
+    """One row per case, one column per registered backend; text cells for what did not run."""
+    sub = df if groups is None else df[df.group.isin(groups)]
+    cases = sub.drop_duplicates("key")[["key", "name", "size", "dtype"]].set_index("key")
+    out = cases.copy()
+    for backend in backends_all:
+        ok, reason = status[backend]
+        cells = {}
+        for key in cases.index:
+            hit = sub[(sub.key == key) & (sub.backend == backend)]
+            if not ok:
+                cells[key] = "unavailable"
+            elif not len(hit):
+                cells[key] = "n/a"
+            elif hit.status.iloc[0] != "ok":
+                cells[key] = hit.status.iloc[0]
+            else:
+                cells[key] = (fmt or str)(hit[value].iloc[0])
+        out[backend] = pd.Series(cells)
+    return out.reset_index(drop=True)
+
+
+def seconds(value):
+    """A time with a unit a reader takes in at a glance."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} ns"
+
+
+def ratio(value):
+    return "-" if value is None or not np.isfinite(value) else f"{value:.3g}x"
+
+
+def compiled(status):
+    """Available backends other than the naive and the reference ones."""
+    return [n for n, (ok, _) in status.items() if ok and n not in (REFERENCE, *SLOW_BACKENDS)]
+
+
+def _median(df, key, backend):
+    hit = df[(df.key == key) & (df.backend == backend) & (df.status == "ok")]
+    return float(hit["median_s"].iloc[0]) if len(hit) else None
+
+
+#: The four speed targets of the compiled backends: (label, numerator key, numerator backend,
+#: denominator key, denominator backend, goal, direction). Ratios are of times.
+TARGETS = (
+    ("spiral 2-100-3 b300 f32 Adam step, speedup over numpy", "step/spiral/2-100-3 b300 adam/f32",
+     REFERENCE, "step/spiral/2-100-3 b300 adam/f32", None, 10.0, ">="),
+    ("XOR 2-2-1 b4 f32 Adam step, speedup over numpy", "step/xor/2-2-1 b4 adam/f32",
+     REFERENCE, "step/xor/2-2-1 b4 adam/f32", None, 30.0, ">="),
+    ("MNIST 784-512-512-10 b256 f32 RMSprop step / its 8 GEMMs alone in numpy",
+     "step/mnist/784-512-512-10 b256 rmsprop/f32", None,
+     "reference/mnist_gemms/784-512-512-10 b256/f32", REFERENCE, 1.2, "<="),
+    ("own blocked matmul 256x784x512 f32, fraction of numpy.matmul GFLOP/s",
+     "kernel/matmul/256x784x512/f32", REFERENCE, "kernel/matmul_blocked/256x784x512/f32", None,
+     0.6, ">="),
+)
+
+
+def target_keys():
+    """Keys of the cases the targets need."""
+    return {key for t in TARGETS for key in (t[1], t[3])}
+
+
+def targets(df, status):
+    """One row per compiled backend and target: the measured ratio and PASS/FAIL."""
+    rows = []
+    for backend in compiled(status):
+        for label, num_key, num_b, den_key, den_b, goal, op in TARGETS:
+            num, den = _median(df, num_key, num_b or backend), _median(df, den_key, den_b or backend)
+            value = num / den if num and den else None
+            passed = None if value is None else (value >= goal if op == ">=" else value <= goal)
+            verdict = "not measured" if passed is None else ("PASS" if passed else "FAIL")
+            rows.append(dict(backend=backend, target=label, value=value, goal=f"{op} {goal:g}",
+                             verdict=verdict,
+                             line=f"{backend}: {label} = {ratio(value)} (target {op} {goal:g}): "
+                                  f"{verdict}"))
+    return pd.DataFrame(rows)
+
+
+def side_by_side(df, status):
+    """Compiled backends' times per case, and the ratio of each to the first one."""
+    ok = df[(df.status == "ok") & df.backend.isin(compiled(status))]
+    names = [n for n in compiled(status) if n in set(ok.backend)]  # those timed in this run
+    if len(names) < 2:
+        return None
+    table = ok.pivot_table(index=["key"], columns="backend", values="median_s")
+    table = table.dropna()
+    out = pd.DataFrame({"case": table.index})
+    for n in names:
+        out[n] = [seconds(v) for v in table[n]]
+    for n in names[1:]:
+        out[f"{n} / {names[0]}"] = [ratio(v) for v in (table[n] / table[names[0]]).values]
+    return out
+
+
+def markdown(df, index=False):
+    """A GitHub Markdown table (without the optional ``tabulate`` dependency)."""
+    if df is None or not len(df):
+        return "_(no rows)_"
+    if index:
+        df = df.reset_index()
+    cells = [[str(v).replace("|", "\\|") for v in row] for row in df.astype(object).values]
+    head = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)

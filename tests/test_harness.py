@@ -1,0 +1,195 @@
+"""The benchmark harness: regression gate, resumable results, quick report, tables.
+
+Timing-based checks only compare a workload with itself made 3x slower (a
+margin no machine noise reaches); nothing here asserts a wall-clock time.
+"""
+import json
+import sys
+import time
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fastmlp import backends, cli
+from fastmlp.harness import gate, report, speed, tables, workloads
+from fastmlp.harness.store import ResultStore
+
+DELAY = {"s": 2e-4}
+
+
+def spin(seconds):
+    """Busy-wait (sleep is too coarse for sub-millisecond delays)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def fake_case(name="fake", calls=None):
+    def make(raw, dtype):
+        def run():
+            if calls is not None:
+                calls.append(name)
+            spin(DELAY["s"])
+        return run
+
+    return workloads.Case("step", name, "1", "float64", 1e6, make, only=("numpy",))
+
+
+@pytest.fixture
+def fake_suite(monkeypatch):
+    cases = [workloads.calibration_case(), fake_case()]
+    monkeypatch.setattr(workloads, "suite", lambda quick=False: cases)
+    monkeypatch.setitem(DELAY, "s", 2e-4)
+    return cases
+
+
+def bench(tmp_path, *args):
+    return cli.main(["bench", "--quick", "--no-progress", "--dir", str(tmp_path), *args])
+
+
+def test_gate_catches_an_injected_slowdown(tmp_path, fake_suite, capsys):
+    assert bench(tmp_path, "--save", "base") == 0
+    DELAY["s"] = 6e-4
+    assert bench(tmp_path, "--compare", "base", "--fail-above", "15%") == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION" in out and "step/fake/1/f64@numpy" in out
+
+
+@pytest.mark.parametrize("metric", gate.FIELDS)
+def test_gate_passes_a_run_compared_with_itself(fake_suite, metric):
+    doc = gate.measure(fake_suite, quick=True, budget=0.01)
+    ok, rows = gate.compare(doc, doc, 0.15, metric)
+    assert ok and all(r["change"] == 0 for r in rows)
+
+
+def test_gate_compares_normalized_figures(fake_suite):
+    doc = gate.measure(fake_suite, quick=True, budget=0.01)
+    faster_machine = json.loads(json.dumps(doc))
+    for entry in faster_machine["cases"].values():
+        entry["min_s"] /= 2  # every case, calibration included, twice as fast
+    assert gate.compare(faster_machine, doc, 0.15, "norm_min")[0]
+    assert not gate.compare(faster_machine, doc, 0.15, "min_s")[0]
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "does not exist"),
+    ("{not json", "is not valid JSON"),
+    ("[1, 2]", "is not a fastmlp baseline"),
+    ('{"format": 2, "cases": {"a@numpy": {"median_s": -1}}}', "lacks positive min_s"),
+])
+def test_bad_baseline_is_a_clear_error(tmp_path, fake_suite, capsys, content, message):
+    if content is not None:
+        (tmp_path / "base.json").write_text(content)
+    assert bench(tmp_path, "--compare", "base") == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_bench_needs_save_or_compare(tmp_path, capsys):
+    assert bench(tmp_path) == 2
+    assert "--save" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, value", [("15%", 0.15), ("0.15", 0.15), ("100%", 1.0)])
+def test_percent(text, value):
+    assert cli.percent(text) == pytest.approx(value)
+
+
+def test_interrupted_run_resumes(tmp_path):
+    calls = []
+    cases = [fake_case("first", calls), fake_case("second", calls)]
+
+    def interrupt(raw, dtype):
+        raise KeyboardInterrupt
+
+    broken = workloads.Case("step", "second", "1", "float64", 1e6, interrupt, only=("numpy",))
+    store = ResultStore(tmp_path, "quick")
+    with pytest.raises(KeyboardInterrupt):
+        speed.run_speed([cases[0], broken], store, budget=0.01)
+    assert [r["name"] for r in ResultStore(tmp_path, "quick").rows] == ["first"]
+    calls.clear()
+    resumed = ResultStore(tmp_path, "quick")
+    speed.run_speed(cases, resumed, budget=0.01)
+    assert set(calls) == {"second"}  # the finished case was not rerun
+    assert [r["name"] for r in resumed.rows] == ["first", "second"]
+    assert ResultStore(tmp_path, "full").rows == []  # another mode starts afresh
+
+
+def test_slow_backend_case_is_reported_not_dropped(monkeypatch):
+    monkeypatch.setattr(speed, "SLOW_BACKENDS", ("numpy",))
+    guard = speed.SlowBackendGuard()
+    guard.rates["numpy"] = 1.0  # one FLOP per second: everything is too slow
+    [row] = speed.run_case(fake_case(), ["numpy"], guard, budget=0.01)
+    assert row["status"] == speed.TOO_SLOW and "estimated" in row["note"]
+
+
+def test_a_broken_kernel_is_a_row_not_a_crash():
+    def broken(raw, dtype):
+        return lambda: 1 / 0
+
+    case = workloads.Case("kernel", "broken", "1", "float64", 1.0, broken)
+    [row] = speed.run_case(case, ["numpy"], speed.SlowBackendGuard(), budget=0.01)
+    assert row["status"] == "error" and "ZeroDivisionError" in row["note"]
+
+
+def test_targets_cover_every_compiled_backend():
+    rows = []
+    for key, backend, seconds in [
+            ("step/spiral/2-100-3 b300 adam/f32", "numpy", 1.0),
+            ("step/spiral/2-100-3 b300 adam/f32", "newcomer", 0.05),
+            ("step/xor/2-2-1 b4 adam/f32", "numpy", 1.0),
+            ("step/xor/2-2-1 b4 adam/f32", "newcomer", 0.1)]:
+        rows.append(dict(key=key, group="step", name=key.split("/")[1], size="", dtype="float32",
+                         x=0, flops=1.0, backend=backend, status="ok", median_s=seconds))
+    status = {"python": (False, "nope"), "numpy": (True, ""), "newcomer": (True, "")}
+    result = tables.targets(tables.frame(rows), status).set_index("target")
+    assert set(result.backend) == {"newcomer"}
+    verdicts = result.verdict.tolist()
+    assert verdicts == ["PASS", "FAIL", "not measured", "not measured"]
+    assert "20x (target >= 10): PASS" in result.line.iloc[0]
+
+
+def test_wide_table_lists_unavailable_and_too_slow():
+    rows = [dict(key="k", group="kernel", name="matmul", size="2", dtype="float32", x=2,
+                 flops=1.0, backend=b, status=s, median_s=t)
+            for b, s, t in (("numpy", "ok", 1e-6), ("python", speed.TOO_SLOW, np.nan))]
+    status = {"python": (True, ""), "numpy": (True, ""), "numba": (False, "not built")}
+    table = tables.wide(tables.frame(rows), list(status), status, fmt=tables.seconds)
+    assert table.loc[0, ["python", "numpy", "numba"]].tolist() == [
+        speed.TOO_SLOW, "1 µs", "unavailable"]
+    assert tables.markdown(table).count("\n") == 2
+
+
+@pytest.fixture
+def newcomer(monkeypatch):
+    """A backend registered only here (NumPy's kernels plus a ``matmul_blocked``)."""
+    from fastmlp.backends import numpy_backend
+
+    module = types.ModuleType("fastmlp_newcomer_backend")
+    module.__dict__.update({k: v for k, v in vars(numpy_backend).items()
+                            if not k.startswith("__")})
+    module.matmul_blocked = numpy_backend.matmul
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(backends.MODULES, "newcomer", module.__name__)
+    monkeypatch.setattr(backends, "_loaded", {})
+    monkeypatch.setattr(backends, "_failed", {})
+    return "newcomer"
+
+
+def test_quick_report_writes_every_file_and_shows_a_new_backend(tmp_path, monkeypatch,
+                                                                 newcomer):
+    path = report.run(tmp_path / "r", quick=True, progress=False, only=[newcomer])
+    names = {p.name for p in path.parent.iterdir()}
+    assert {"report.md", "results.csv", "results.json", "convergence.json", "machine.json",
+            "time_vs_size.png", "speedup.png", "roofline.png", "loss_per_batch.png",
+            "dropout_digits.png"} <= names
+    text = path.read_text()
+    assert "## Speed targets" in text and "## Convergence" in text and "![roofline]" in text
+    frame = pd.read_csv(path.parent / "results.csv")
+    assert {"numpy", newcomer} <= set(frame.backend) and (frame.status == "ok").any()
+    assert "newcomer: spiral 2-100-3 b300 f32 Adam step, speedup over numpy" in text
+    assert "kernel/matmul_blocked/64x64x64/f32" in set(frame[frame.backend == newcomer].key)
+    assert all("| newcomer |" in table or "newcomer" in table.splitlines()[0]
+               for table in text.split("\n\n") if table.startswith("| name |"))
