@@ -25,7 +25,7 @@ def pytest_generate_tests(metafunc):
     groups = getattr(metafunc.module, "GROUPS")
     cases = [c for c in workloads.suite(quick) if c.group in groups]
     params = [pytest.param(c, b, id=f"{c.key.replace(' ', '_')}-{b}")
-              for c in cases for b in backends.MODULES]
+              for c in cases for b in backends.MODULES if not c.only or b in c.only]
     metafunc.parametrize("case,backend_name", params)
 
 

@@ -26,10 +26,17 @@ def frame(rows):
     return df
 
 
-def gemm_peak(df, name="gemm_peak"):
-    """GFLOP/s of numpy float32 matmul at the largest size: the roofline of this run."""
-    hit = df[(df.name == name) & (df.status == "ok")]
-    return float(hit["flops"].iloc[0] / hit["median_s"].iloc[0] / 1e9) if len(hit) else None
+def gemm_peak(df, name=None):
+    """GFLOP/s of ``numpy.matmul`` float32: the roofline of this run.
+
+    With ``name`` (``gemm_peak`` or ``gemm_peak_end``), that reference case
+    alone; otherwise the best rate of every NumPy float32 matmul in the run, so
+    that a slow spell during the reference case cannot put kernels above 100%.
+    """
+    names = [name] if name else ["gemm_peak", "gemm_peak_end", "matmul"]
+    hit = df[df.name.isin(names) & (df.status == "ok") & (df.backend == REFERENCE)
+             & (df.dtype == "float32")]
+    return float((hit["flops"] / hit["median_s"]).max() / 1e9) if len(hit) else None
 
 
 def wide(df, backends_all, status, value="median_s", groups=None, fmt=None):
