@@ -170,9 +170,10 @@ def _compare_md(df, others):
         rows += [dict(tool=f"fastmlp {h.backend}", workload=f"{name} {h.size} f32",
                       time=tables.seconds(h.median_s)) for h in hit.itertuples()]
     return ("\n## Other tools, same step\n\nOne training step on the same network and batch "
-            "(scikit-learn: `partial_fit` with batch_size = the batch, Adam; PyTorch: forward, "
-            "loss, backward, `Adam.step`; install with `pip install .[compare]`). The fastmlp "
-            "MNIST step uses RMSprop.\n\n" + tables.markdown(pd.DataFrame(rows)) + "\n")
+            "(scikit-learn: `partial_fit` with batch_size = the batch, always Adam, its only "
+            "adaptive solver; PyTorch CPU: forward, loss, backward and the optimizer step, "
+            "Adam or RMSprop as in fastmlp's step; install it with "
+            "`pip install -e .[compare]`).\n\n" + tables.markdown(pd.DataFrame(rows)) + "\n")
 
 
 def _convergence_figures(out, results):
