@@ -193,3 +193,32 @@ def test_quick_report_writes_every_file_and_shows_a_new_backend(tmp_path, monkey
     assert "kernel/matmul_blocked/64x64x64/f32" in set(frame[frame.backend == newcomer].key)
     assert all("| newcomer |" in table or "newcomer" in table.splitlines()[0]
                for table in text.split("\n\n") if table.startswith("| name |"))
+
+
+def tiny_mnist(folder, n_train=256, n_test=32):
+    """A small ``mnist.npz`` of MNIST's shapes, as Keras saves it."""
+    rng = np.random.default_rng(0)
+    split = {f"x_{s}": rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+             for s, n in (("train", n_train), ("test", n_test))}
+    split.update({f"y_{s}": rng.integers(0, 10, n).astype(np.uint8)
+                  for s, n in (("train", n_train), ("test", n_test))})
+    np.savez(folder / "mnist.npz", **split)
+
+
+@pytest.mark.parametrize("present", [True, False])
+def test_mnist_convergence_runs_when_the_files_are_there(tmp_path, monkeypatch, present):
+    if present:
+        tiny_mnist(tmp_path)
+    monkeypatch.setenv("FASTMLP_MNIST", str(tmp_path / ("" if present else "nowhere")))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no real MNIST in the usual caches
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(report, "_data_cache", {})
+    jobs = dict(report.convergence_jobs(quick=True, backend="numpy"))
+    adam, dropout = jobs["mnist/adam"](), jobs["dropout/mnist"]()
+    if present:
+        assert adam["dataset"] == "mnist" and 0 <= adam["test_accuracy"] <= 1
+        assert len(adam["batch_losses"]) == 2 and not adam["passed"]  # 2 batches: no 97.5%
+        assert set(dropout) == {"dropout=0.0", "dropout=0.5"}
+    else:
+        assert "no MNIST files" in adam["not_run"] and "nowhere" in adam["not_run"]
+        assert "not_run" in dropout
