@@ -154,9 +154,11 @@ def _cold_md(cold):
     rows = [dict(backend=b, **{k: (tables.seconds(v) if isinstance(v, float) else v)
                                for k, v in r.items()}) for b, r in cold.items()]
     table = pd.DataFrame(rows).fillna("")
-    return ("\n## Cold start (fresh process, fresh Numba cache)\n\nSpiral 2-100-3 b300 f32 "
-            "Adam step in a new Python process with an empty `NUMBA_CACHE_DIR`: import, first "
-            "call (the JIT compile for Numba), second call, steady-state median.\n\n"
+    return ("\n## Cold start (fresh process)\n\nSpiral 2-100-3 b300 f32 Adam step in a new "
+            "Python process with an empty `NUMBA_CACHE_DIR`: import, first call (for Numba, the "
+            "JIT compile of every kernel the step uses), second call, steady-state median. The "
+            "warm-cache row is a new process loading the kernels this report compiled from "
+            "Numba's disk cache, as every run after the first does.\n\n"
             + tables.markdown(table) + "\n")
 
 

@@ -14,6 +14,8 @@ from fastmlp.harness import timing, workloads
 PYTHON_LIMIT_S = 2.0
 SLOW_BACKENDS = ("python",)
 TOO_SLOW = "not run (too slow)"
+#: Backends that compile on first use and keep a disk cache (the cold-start table shows both).
+JIT_BACKENDS = ("numba",)
 
 
 def backend_status():
