@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 MARKERS = "osD^v<>p*h"
+#: Line style of each matrix-product path (``matmul``, ``matmul_blas``, ``matmul_blocked``).
+VARIANT_LINES = {"": "-", "blas": ":", "blocked": "--"}
 
 
 def _style(backends):
@@ -40,9 +42,9 @@ def time_vs_size(df, backends, path):
                       & sub["size"].map(lambda s: len(set(s.split("x"))) == 1)]
         for (backend, kernel), part in sub.groupby(["backend", "name"]):
             part = part.sort_values("x")
-            label = backend if kernel == name else f"{backend} {kernel[len(name) + 1:]}"
-            ax.loglog(part.x, part.median_s, label=label, ls="-" if kernel == name else "--",
-                      **style.get(backend, {}))
+            variant = kernel[len(name) + 1:]  # "", "blas" or "blocked"
+            ax.loglog(part.x, part.median_s, label=f"{backend} {variant}".strip(),
+                      ls=VARIANT_LINES.get(variant, "-."), **style.get(backend, {}))
         ax.set(title=title, xlabel=xlabel, ylabel="seconds per call")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
@@ -97,14 +99,25 @@ def roofline(df, backends, peak, path):
     return _save(fig, path)
 
 
-def batch_losses(runs, path, title):
-    """Loss of every mini-batch, one line per optimizer, on one plot (the seed's figure)."""
+def batch_losses(runs, path, title, window=25):
+    """Loss of every mini-batch, one colour per optimizer, on one plot (the seed's figure).
+
+    The raw losses are drawn faint, their moving average over ``window`` batches bold:
+    mini-batch losses jump by orders of magnitude from batch to batch.
+    """
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, losses in runs.items():
-        ax.plot(np.arange(1, len(losses) + 1), losses, label=name, lw=0.8)
+    for i, (name, losses) in enumerate(runs.items()):
+        batches = np.arange(1, len(losses) + 1)
+        ax.plot(batches, losses, color=f"C{i}", lw=0.5, alpha=0.25)
+        ax.plot(batches[window - 1:], _moving_average(losses, window), color=f"C{i}", lw=1.6,
+                label=f"{name} (mean of {window})")
     ax.set(yscale="log", xlabel="mini-batch", ylabel="training loss", title=title)
     ax.legend()
     return _save(fig, path)
+
+
+def _moving_average(values, window):
+    return np.convolve(values, np.ones(window) / window, mode="valid")
 
 
 def dropout_curves(curves, path, title):
