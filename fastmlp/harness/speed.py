@@ -77,12 +77,15 @@ def run_case(case, names, guard, budget):
             for row, timer in started]
 
 
-def run_speed(cases, store, budget=0.25, progress=None, only=None):
-    """Run every case on every available backend (skipping rows the store already has)."""
+def run_speed(cases, store, budget=0.25, progress=None, only=None, slow_limit=PYTHON_LIMIT_S):
+    """Run every case on every available backend (skipping rows the store already has).
+
+    ``slow_limit``: the longest estimated call a slow backend may make.
+    """
     status = backend_status()
     wanted = None if only is None else {*only, "numpy"}  # numpy: the reference of every ratio
     names = [n for n, (ok, _) in status.items() if ok and (wanted is None or n in wanted)]
-    guard = SlowBackendGuard()
+    guard = SlowBackendGuard(slow_limit)
     for case in cases:
         if progress is not None:
             progress.set_postfix_str(case.key[-60:], refresh=False)
