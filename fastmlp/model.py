@@ -3,7 +3,8 @@
 All parameters live in one flat vector ``_theta`` (``params`` are views of it)
 and every per-batch buffer in one flat ``work`` array planned by
 ``fastmlp.layout``; a workspace is built once per batch shape and reused, so a
-training step is one network kernel call and one optimizer kernel call.
+training step is one ``network_train_step`` kernel call (loss, gradients and
+the optimizer's update).
 """
 from __future__ import annotations
 
@@ -106,6 +107,10 @@ class MLP:
         """One training step on a prepared batch: the hot path of ``fit``."""
         for u in ws.uniforms:
             rng.random(out=u, dtype=self.dtype)
+        fused = optimizer._train_step_args("theta", self._theta)
+        if fused is not None:  # one compiled call: the step is call-overhead bound when small
+            return self.backend.raw.network_train_step(X, Y, self._theta, self._grad, ws.work,
+                                                       ws.layers, self._spec, self._coefs, *fused)
         loss = self.backend.raw.network_loss_and_grads(X, Y, self._theta, self._grad, ws.work,
                                                        ws.layers, self._spec, self._coefs)
         optimizer._apply(self.backend.raw, "theta", self._theta, self._grad)
@@ -191,8 +196,8 @@ class MLP:
     def make_step(self, X, y, optimizer):
         """A zero-argument callable running one training step on this batch; returns the loss.
 
-        Validation happens once, here; each call is one network kernel and one
-        optimizer kernel (what the step benchmarks time).
+        Validation happens once, here; each call is one ``network_train_step`` kernel
+        (what the step benchmarks time).
         """
         X = self._X(X)
         Y = self._Y(y, X.shape[0])

@@ -20,10 +20,12 @@ default keeps IEEE semantics.
 """
 import math
 import os
+import sys
 
 import numpy as np
 from numba import njit, prange
 
+from fastmlp.backends import compose
 from fastmlp.backends._numba_views import flat_view, matrix_view
 from fastmlp.backends.contract import (A, B, CROSS_ENTROPY, DROPOUT, DZ, FAN_IN, FAN_OUT,
                                        HIDDEN_ACT, IDENTITY, L1, L1_COEF, L2_COEF, LOSS, MSE, OUT,
@@ -496,3 +498,6 @@ def network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
             loss += penalty(_weights(theta, layers[l])[0], coefs[L1_COEF], coefs[L2_COEF],
                             _weights(grad, layers[l])[0])
     return loss
+
+
+network_train_step = compose.make_train_step(sys.modules[__name__])
