@@ -9,8 +9,8 @@ from fastmlp import MLP, datasets, optim
 
 
 @pytest.mark.parametrize("optimizer", [optim.RMSprop(lr=1e-3), optim.Adam(),
-                                       optim.SGD(lr=0.1, momentum=0.9)],
-                         ids=["rmsprop", "adam", "sgd"])
+                                       optim.SGD(lr=0.1, momentum=0.9), optim.Adagrad()],
+                         ids=["rmsprop", "adam", "sgd", "adagrad"])
 def test_training_step_allocates_no_numpy_arrays(compiled_backend, optimizer):
     X, y = datasets.mnist_like(64, seed=0)
     step = MLP([784, 32, 16, 10], backend=compiled_backend.name,

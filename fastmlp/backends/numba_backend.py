@@ -3,7 +3,7 @@
 Kernels follow ``fastmlp.backends.contract`` (see there for shapes and loops).
 What this module adds: bias and activation fused into one pass after the
 matrix product, one-pass losses and optimizer updates, and compiled network
-kernels, so a training step is two calls from Python whatever the depth.
+kernels, so a training step is one call from Python whatever the depth.
 Importing compiles nothing; each kernel compiles on first use (and is cached
 on disk for the next process).
 
@@ -20,16 +20,15 @@ default keeps IEEE semantics.
 """
 import math
 import os
-import sys
 
 import numpy as np
 from numba import njit, prange
 
-from fastmlp.backends import compose
 from fastmlp.backends._numba_views import flat_view, matrix_view
-from fastmlp.backends.contract import (A, B, CROSS_ENTROPY, DROPOUT, DZ, FAN_IN, FAN_OUT,
+from fastmlp.backends.contract import (A, ADAM, B, CROSS_ENTROPY, DROPOUT, DZ, FAN_IN, FAN_OUT,
                                        HIDDEN_ACT, IDENTITY, L1, L1_COEF, L2_COEF, LOSS, MSE, OUT,
-                                       OUTPUT_ACT, RELU, SIGMOID, SOFTMAX, TANH, U, W, Z)
+                                       OUTPUT_ACT, RELU, RMSPROP, SGD, SIGMOID, SOFTMAX, TANH, U, W,
+                                       Z)
 
 FASTMATH = os.environ.get("FASTMLP_FASTMATH") == "1"
 # Numba's disk cache is keyed on the bytecode, not on the compile flags: a fastmath build
@@ -500,4 +499,22 @@ def network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
     return loss
 
 
-network_train_step = compose.make_train_step(sys.modules[__name__])
+
+@jit
+def _update(optimizer, param, grad, state, s):
+    """The update kernel of ``optimizer`` with its scalars ``s`` (flags stored as 0 or 1)."""
+    if optimizer == SGD:
+        sgd_update(param, grad, state[0], s[0], s[1], s[2], s[3] != 0, s[4])
+    elif optimizer == RMSPROP:
+        rmsprop_update(param, grad, state, s[0], s[1], s[2], s[3], s[4] != 0, s[5])
+    elif optimizer == ADAM:
+        adam_update(param, grad, state, s[0], s[1], s[2], s[3], s[4], s[5], s[6] != 0)
+    else:
+        adagrad_update(param, grad, state[0], s[0], s[1], s[2])
+
+
+@jit
+def network_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state, scalars):
+    loss = network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs)
+    _update(optimizer, theta, grad, state, scalars)
+    return loss
