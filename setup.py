@@ -41,10 +41,13 @@ class BuildExt(build_ext):
 
 
 def extensions():
+    import numpy
     from Cython.Build import cythonize
 
     kernels = Extension("fastmlp.backends._cython_kernels",
-                        ["fastmlp/backends/_cython_kernels.pyx"])
+                        ["fastmlp/backends/_cython_kernels.pyx"],
+                        include_dirs=[numpy.get_include()],
+                        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
     return cythonize([kernels], compiler_directives={"language_level": 3})
 
 

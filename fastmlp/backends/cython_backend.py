@@ -10,13 +10,8 @@ except ImportError as error:
     raise ImportError(f"the Cython extension is not built ({error}); build it with "
                       "`pip install -e .` (or `python setup.py build_ext --inplace`)") from error
 
-import sys
-
-from fastmlp.backends import compose
 from fastmlp.backends.contract import KERNEL_NAMES
 
-globals().update({name: getattr(_kernels, name) for name in KERNEL_NAMES
-                 if name != "network_train_step"})
-network_train_step = compose.make_train_step(sys.modules[__name__])
+globals().update({name: getattr(_kernels, name) for name in KERNEL_NAMES})
 matmul_blas = _kernels.matmul_blas
 matmul_blocked = _kernels.matmul_blocked
