@@ -25,17 +25,131 @@ cdef enum:
 cdef enum:  # contract.OPTIMIZERS
     SGD, RMSPROP, ADAM, ADAGRAD
 
-# A plain loop beats a BLAS call below SMALL_GEMM multiply-adds when the inner
-# loop runs along contiguous rows of B at least MIN_LOOP_COLUMNS long, and below
-# TINY_GEMM whatever the layout (the same rule as the numba backend).
+# Loop or BLAS, by shape: the numba backend's rule and loops (its figures are next to
+# its thresholds; these loops measured the same ranking). Below TINY_GEMM a plain loop
+# whatever the layout; k <= NARROW_K or n < MIN_LOOP_COLUMNS the narrow loops below
+# NARROW_GEMM, their narrow operand transposed on the stack (STACK_ITEMS elements); other
+# shapes with contiguous B rows of at least MIN_LOOP_COLUMNS the i-k-j loop below SMALL_GEMM.
 cdef enum:
     TINY_GEMM = 2048
     SMALL_GEMM = 65536
+    NARROW_GEMM = 1 << 19
+    NARROW_K = 4
     MIN_LOOP_COLUMNS = 8
+    STACK_ITEMS = 4096
+    LANES = 8  # partial sums of a dot product: a sum in order cannot vectorise
     TILE_ROWS = 4
     BLOCK_N = 512
 
 # ---------------------------------------------------------------- matrix products
+
+cdef inline floating element(const floating* M, int ld, bint trans, int r, int c) noexcept nogil:
+    """op(M)[r, c] of a row-major M stored with rows of ld."""
+    return M[c * ld + r] if trans else M[r * ld + c]
+
+
+cdef void narrow_k(bint trans_a, int m, int n, int k, const floating* A, int lda,
+                   const floating* B, floating* C) noexcept nogil:
+    """C = op(A) @ B for k <= NARROW_K, B (k, n) contiguous: one pass over each row of C."""
+    cdef int i, j
+    cdef floating a0, a1, a2, a3
+    cdef floating* c
+    cdef const floating* b0 = B
+    cdef const floating* b1 = B + min(1, k - 1) * n
+    cdef const floating* b2 = B + min(2, k - 1) * n
+    cdef const floating* b3 = B + min(3, k - 1) * n
+    for i in range(m):
+        c = C + i * n
+        a0 = element(A, lda, trans_a, i, 0)
+        if k == 1:
+            for j in range(n):
+                c[j] = a0 * b0[j]
+            continue
+        a1 = element(A, lda, trans_a, i, 1)
+        if k == 2:
+            for j in range(n):
+                c[j] = a0 * b0[j] + a1 * b1[j]
+            continue
+        a2 = element(A, lda, trans_a, i, 2)
+        if k == 3:
+            for j in range(n):
+                c[j] = a0 * b0[j] + a1 * b1[j] + a2 * b2[j]
+            continue
+        a3 = element(A, lda, trans_a, i, 3)
+        for j in range(n):
+            c[j] = a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+
+
+cdef floating dot(const floating* a, const floating* b, int k) noexcept nogil:
+    """sum_p a[p] * b[p] in LANES partial sums, added up in a fixed order."""
+    cdef floating lanes[LANES]
+    cdef floating total = 0
+    cdef int block, l, p, blocks = k // LANES
+    cdef const floating* x
+    cdef const floating* y
+    for l in range(LANES):
+        lanes[l] = 0
+    for block in range(blocks):  # block pointers: GCC vectorises the lanes loop as it is
+        x, y = a + block * LANES, b + block * LANES
+        for l in range(LANES):
+            lanes[l] += x[l] * y[l]
+    for l in range(LANES):
+        total += lanes[l]
+    for p in range(blocks * LANES, k):
+        total += a[p] * b[p]
+    return total
+
+
+cdef void narrow_n(bint trans_b, int m, int n, int k, const floating* A, const floating* B,
+                   int ldb, floating* C) noexcept nogil:
+    """C = A @ op(B) for few columns n, A (m, k) contiguous: dot products of A's rows with
+    op(B)'s columns, copied to the stack as rows."""
+    cdef floating BT[STACK_ITEMS]
+    cdef int i, j, p
+    for j in range(n):
+        for p in range(k):
+            BT[j * k + p] = element(B, ldb, trans_b, p, j)
+    # One row of A at a time: with four (as the numba backend does), GCC vectorised
+    # across blocks with gathers instead, 5x slower.
+    for i in range(m):
+        for j in range(n):
+            C[i * n + j] = dot(A + i * k, BT + j * k, k)
+
+
+cdef void narrow_n_transposed_a(int m, int n, int k, const floating* AT, int lda,
+                                const floating* B, int ldb, bint trans_b,
+                                floating* C) noexcept nogil:
+    """C = AT.T @ op(B) for few columns n, AT (k, m) stored row-major (X in dW = X.T @ dZ):
+    rank-4 updates of C.T, held on the stack, whose rows are long and contiguous."""
+    cdef floating CT[STACK_ITEMS]
+    cdef floating b0, b1, b2, b3
+    cdef const floating* a0
+    cdef const floating* a1
+    cdef const floating* a2
+    cdef const floating* a3
+    cdef floating* c
+    cdef int i, j, p = 0
+    memset(CT, 0, m * n * sizeof(floating))
+    while p + 4 <= k:  # four rows of AT a pass: one load and store of C.T per four updates
+        # Row pointers: with -fwrapv, an index like 2 * lda + i may wrap, and GCC gathers.
+        a0, a1, a2, a3 = AT + p * lda, AT + (p + 1) * lda, AT + (p + 2) * lda, AT + (p + 3) * lda
+        for j in range(n):
+            b0, b1 = element(B, ldb, trans_b, p, j), element(B, ldb, trans_b, p + 1, j)
+            b2, b3 = element(B, ldb, trans_b, p + 2, j), element(B, ldb, trans_b, p + 3, j)
+            c = CT + j * m
+            for i in range(m):
+                c[i] += b0 * a0[i] + b1 * a1[i] + b2 * a2[i] + b3 * a3[i]
+        p += 4
+    for p in range(p, k):
+        a0 = AT + p * lda
+        for j in range(n):
+            b0, c = element(B, ldb, trans_b, p, j), CT + j * m
+            for i in range(m):
+                c[i] += b0 * a0[i]
+    for i in range(m):
+        for j in range(n):
+            C[i * n + j] = CT[j * m + i]
+
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* A, int lda,
                const floating* B, int ldb, floating* C) noexcept nogil:
@@ -44,6 +158,23 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* 
     cdef floating a
     cdef floating* c_row
     cdef const floating* b_row
+    cdef floating rows[STACK_ITEMS]
+    cdef long long size = <long long>m * n * k
+    if TINY_GEMM <= size < NARROW_GEMM:
+        if k <= NARROW_K and n >= MIN_LOOP_COLUMNS and k * n <= STACK_ITEMS:
+            if trans_b:  # dX = dZ @ W.T: W.T's k short rows, copied to the stack
+                for p in range(k):
+                    for j in range(n):
+                        rows[p * n + j] = B[j * ldb + p]
+                B = rows
+            narrow_k(trans_a, m, n, k, A, lda, B, C)
+            return
+        if n < MIN_LOOP_COLUMNS and trans_a and m * n <= STACK_ITEMS:
+            narrow_n_transposed_a(m, n, k, A, lda, B, ldb, trans_b, C)
+            return
+        if n < MIN_LOOP_COLUMNS and not trans_a and k * n <= STACK_ITEMS:
+            narrow_n(trans_b, m, n, k, A, B, ldb, C)
+            return
     if m * n * k < TINY_GEMM and trans_b:
         for i in range(m):
             for j in range(n):
@@ -151,6 +282,11 @@ cdef void bias_activation(floating* Z, const floating* b, int rows, int cols, in
     cdef floating* row
     for i in range(rows):
         row = Z + i * cols
+        if b != NULL and act == RELU:  # the common hidden layer, in one pass
+            for j in range(cols):
+                v = row[j] + b[j]
+                row[j] = v if v > 0 else 0
+            continue
         if b != NULL:
             for j in range(cols):
                 row[j] += b[j]
@@ -406,6 +542,12 @@ cdef void rmsprop_c(floating* param, const floating* grad, floating* state, Py_s
     cdef floating* square_avg = state
     cdef floating* grad_avg = state + n
     cdef floating* momentum_buf = state + 2 * n
+    if not centered and momentum == 0:  # the default, as its own branch-free loop
+        for i in range(n):
+            g = grad[i] + weight_decay * param[i]
+            square_avg[i] = alpha * square_avg[i] + (1 - alpha) * g * g
+            param[i] -= lr * (g / (sqrt(<double>square_avg[i]) + eps))
+        return
     for i in range(n):
         g = grad[i] + weight_decay * param[i]
         square_avg[i] = alpha * square_avg[i] + (1 - alpha) * g * g
@@ -424,19 +566,22 @@ cdef void adam_c(floating* param, const floating* grad, floating* state, Py_ssiz
                  double step_size, double beta1, double beta2, double eps,
                  double bias_correction2_sqrt, double weight_decay, bint amsgrad) noexcept nogil:
     cdef Py_ssize_t i
-    cdef double g, v
+    cdef double g
     cdef floating* exp_avg = state
     cdef floating* exp_avg_sq = state + n
     cdef floating* max_exp_avg_sq = state + 2 * n
+    cdef floating* second = exp_avg_sq
+    # Three loops, each without a branch, so that GCC vectorises them (as numba's).
     for i in range(n):
         g = grad[i] + weight_decay * param[i]
         exp_avg[i] = beta1 * exp_avg[i] + (1 - beta1) * g
         exp_avg_sq[i] = beta2 * exp_avg_sq[i] + (1 - beta2) * g * g
-        v = exp_avg_sq[i]
-        if amsgrad:
+    if amsgrad:
+        for i in range(n):
             max_exp_avg_sq[i] = max(max_exp_avg_sq[i], exp_avg_sq[i])
-            v = max_exp_avg_sq[i]
-        param[i] -= step_size * exp_avg[i] / (sqrt(v) / bias_correction2_sqrt + eps)
+        second = max_exp_avg_sq
+    for i in range(n):
+        param[i] -= step_size * exp_avg[i] / (sqrt(<double>second[i]) / bias_correction2_sqrt + eps)
 
 
 cdef void adagrad_c(floating* param, const floating* grad, floating* state_sum, Py_ssize_t n,
