@@ -101,9 +101,7 @@ class Optimizer:
 
     def _train_step_args(self, key, param):
         """``(optimizer, state, scalars)`` of ``network_train_step`` for the next step of
-        ``param`` (counted now), or None when a subclass runs its own ``_update``."""
-        if not self._fusable:
-            return None
+        ``param`` (counted now); only for a ``_fusable`` optimizer."""
         state, t = self._advance(key, param)
         if self._scalar_buffer is None:
             count = len(contract.update_scalars(self.code))

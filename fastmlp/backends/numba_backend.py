@@ -22,6 +22,7 @@ import math
 import os
 
 import numpy as np
+import numba
 from numba import njit, prange
 
 from fastmlp.backends._numba_views import STACK_ITEMS, flat_view, matrix_view, stack_matrix
@@ -628,3 +629,13 @@ def network_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, 
     loss = network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs)
     _update(optimizer, theta, grad, state, scalars)
     return loss
+
+
+def specialise(kernel, args):
+    """``kernel`` compiled for the types of ``args``, to be called without Numba's per-call
+    type dispatch: 0.3 us of the 1.8 us an 11-argument ``network_train_step`` call takes at
+    the XOR size. Only for a caller whose arguments keep exactly these types (the model's
+    step binds its arrays once); anything else must call ``kernel`` itself."""
+    if not hasattr(kernel, "compile"):  # NUMBA_DISABLE_JIT: a plain Python function
+        return kernel
+    return kernel.compile(tuple(numba.typeof(a) for a in args))
