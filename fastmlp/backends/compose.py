@@ -72,15 +72,19 @@ def make_network_kernels(k):
 
 
 def make_train_step(k):
-    """``network_train_step`` composed from ``k``'s network and update kernels."""
+    """``network_train_step`` composed from ``k``'s network and update kernels (call it
+    once ``k``'s update kernels exist)."""
+    # Per optimizer code: its update kernel, and whether that takes every state row.
+    updates = [(getattr(k, name), update_state_rows(code) > 1)
+               for code, name in enumerate(UPDATE_KERNELS)]
 
     def network_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state,
                            scalars):
         loss = k.network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs)
-        rows = state if update_state_rows(optimizer) > 1 else state[0]
+        kernel, all_rows = updates[optimizer]
         # Python floats, as the optimizers pass them: a NumPy float64 scalar would turn
         # float32 arithmetic into float64 (NEP 50).
-        getattr(k, UPDATE_KERNELS[optimizer])(theta, grad, rows, *scalars.tolist())
+        kernel(theta, grad, state if all_rows else state[0], *scalars.tolist())
         return loss
 
     return network_train_step
