@@ -52,10 +52,13 @@ class Optimizer:
     """
 
     code = None  # contract.OPTIMIZERS code: which update kernel runs
+    state_rows = 1  # rows of state per parameter: what the update kernel's ``state`` takes
     _fusable = False  # whether network_train_step can run this optimizer's update
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if cls.code is not None and "state_rows" not in vars(cls):
+            cls.state_rows = contract.update_state_rows(cls.code)
         # A subclass with its own _update runs it: only the contract's kernels are fused.
         cls._fusable = cls.code is not None and cls._update is Optimizer._update
 
@@ -109,11 +112,6 @@ class Optimizer:
         # struct writes the floats (flags as 0.0 or 1.0) at half the cost of buffer[:] = ...
         struct.pack_into(self._scalar_format, self._scalar_buffer, 0, *self._scalars(t))
         return self.code, state, self._scalar_buffer
-
-    @property
-    def state_rows(self):
-        """Rows of state per parameter: what the update kernel's ``state`` argument takes."""
-        return contract.update_state_rows(self.code)
 
     def _new_state(self, param):
         return np.zeros((self.state_rows, param.size), param.dtype)
