@@ -3,7 +3,8 @@
 All parameters live in one flat vector ``_theta`` (``params`` are views of it)
 and every per-batch buffer in one flat ``work`` array planned by
 ``fastmlp.layout``; a workspace is built once per batch shape and reused, so a
-training step is one network kernel call and one optimizer kernel call.
+training step is one ``network_train_step`` kernel call (loss, gradients and
+the optimizer's update).
 """
 from __future__ import annotations
 
@@ -103,13 +104,35 @@ class MLP:
         return self._workspaces[key]
 
     def _train_batch(self, X, Y, ws, optimizer, rng):
-        """One training step on a prepared batch: the hot path of ``fit``."""
-        for u in ws.uniforms:
-            rng.random(out=u, dtype=self.dtype)
-        loss = self.backend.raw.network_loss_and_grads(X, Y, self._theta, self._grad, ws.work,
-                                                       ws.layers, self._spec, self._coefs)
-        optimizer._apply(self.backend.raw, "theta", self._theta, self._grad)
-        return loss
+        """One training step on a prepared batch (``fit``'s path)."""
+        return self._stepper(X, Y, ws, optimizer, rng)()
+
+    def _stepper(self, X, Y, ws, optimizer, rng, specialise=False):
+        """A zero-argument training step on a prepared batch, the hot path: everything it
+        can look up is looked up here, once (a small network's step is ~2 us of Python).
+        ``specialise``: the step will be called many times, bind the kernel to these
+        arrays' types if the backend can (see ``numba_backend.specialise``)."""
+        arrays = (X, Y, self._theta, self._grad, ws.work, ws.layers, self._spec, self._coefs)
+        uniforms, dtype, theta, raw = ws.uniforms, self.dtype, self._theta, self.backend.raw
+        kernel, optimizer_args = raw.network_train_step, optimizer._train_step_args
+        if specialise and hasattr(raw, "specialise") and optimizer._fusable:
+            # Arrays like the optimizer's state and scalars, for their types only.
+            like = (optimizer.code, np.zeros((1, 1), dtype), np.zeros(1))
+            kernel = raw.specialise(kernel, arrays + like)
+
+        def fused():  # one compiled call: loss, gradients and the update
+            for u in uniforms:
+                rng.random(out=u, dtype=dtype)
+            return kernel(*arrays, *optimizer_args("theta", theta))
+
+        def two_calls():  # an optimizer with its own _update
+            for u in uniforms:
+                rng.random(out=u, dtype=dtype)
+            loss = raw.network_loss_and_grads(*arrays)
+            optimizer._apply(raw, "theta", theta, self._grad)
+            return loss
+
+        return fused if optimizer._fusable else two_calls
 
     # ------------------------------------------------------------ input
 
@@ -191,13 +214,13 @@ class MLP:
     def make_step(self, X, y, optimizer):
         """A zero-argument callable running one training step on this batch; returns the loss.
 
-        Validation happens once, here; each call is one network kernel and one
-        optimizer kernel (what the step benchmarks time).
+        Validation happens once, here; each call is one ``network_train_step`` kernel
+        (what the step benchmarks time).
         """
         X = self._X(X)
         Y = self._Y(y, X.shape[0])
         ws, opt, rng = self._workspace(X.shape[0], True), optim.get(optimizer), self._rng
-        return lambda: self._train_batch(X, Y, ws, opt, rng)
+        return self._stepper(X, Y, ws, opt, rng, specialise=True)
 
     def fit(self, X, y, optimizer="rmsprop", epochs=1, batch_size=None, validation_data=None,
             shuffle=True, verbose=0):

@@ -23,10 +23,12 @@ Adagrad     lr=0.001, initial_accumulator_value=0.1,    lr=0.01, initial_accumul
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 
 from fastmlp import backends
+from fastmlp.backends import contract
 
 
 def _number(name, value, low=0.0, high=math.inf, low_open=False, high_open=True):
@@ -42,14 +44,30 @@ def _number(name, value, low=0.0, high=math.inf, low_open=False, high_open=True)
 
 
 class Optimizer:
-    """Base class: per-parameter state and step counts, one kernel call per parameter."""
+    """Base class: per-parameter state and step counts, one kernel call per parameter.
 
-    state_rows = 1  # rows of state per parameter (the kernels' ``state`` argument)
+    A subclass names its update kernel by ``code`` (``contract.OPTIMIZERS``) and
+    says which scalars that kernel takes at step ``t`` (``_scalars``); the same
+    scalars feed the model's fused ``network_train_step``.
+    """
+
+    code = None  # contract.OPTIMIZERS code: which update kernel runs
+    state_rows = 1  # rows of state per parameter: what the update kernel's ``state`` takes
+    _fusable = False  # whether network_train_step can run this optimizer's update
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.code is not None and "state_rows" not in vars(cls):
+            cls.state_rows = contract.update_state_rows(cls.code)
+        # A subclass with its own _update runs it: only the contract's kernels are fused.
+        cls._fusable = cls.code is not None and cls._update is Optimizer._update
 
     def __init__(self, lr, weight_decay=0.0):
         self.lr = _number("lr", lr, low_open=True)
         self.weight_decay = _number("weight_decay", weight_decay)
         self._state = {}  # key -> (state array, steps taken)
+        self._scalar_buffer = None  # the float64 scalars handed to network_train_step
+        self._scalar_format = None  # their struct format
 
     def step(self, params, grads, backend="numpy"):
         """Update every array of ``params`` in place from the matching ``grads``.
@@ -69,19 +87,41 @@ class Optimizer:
 
     def _apply(self, kernels, key, param, grad):
         """Run this optimizer's kernel on the flat ``param``, ``grad`` stored under ``key``."""
+        state, t = self._advance(key, param)
+        self._update(kernels, param, grad, state, t)
+
+    def _advance(self, key, param):
+        """Count a step of the flat ``param`` stored under ``key``: its state and step ``t``."""
         state, steps = self._state.get(key, (None, 0))
-        if state is None or state.shape[-1] != param.size or state.dtype != param.dtype:
+        if (state is None or state.shape[-1] != param.size
+                or (state.dtype is not param.dtype and state.dtype != param.dtype)):
             if state is not None:
                 raise ValueError(f"parameter {key} changed from {state.shape[-1]} "
                                  f"{state.dtype} values to {param.size} {param.dtype}")
             state = self._new_state(param)
         self._state[key] = (state, steps + 1)
-        self._update(kernels, param, grad, state, steps + 1)
+        return state, steps + 1
+
+    def _train_step_args(self, key, param):
+        """``(optimizer, state, scalars)`` of ``network_train_step`` for the next step of
+        ``param`` (counted now); only for a ``_fusable`` optimizer."""
+        state, t = self._advance(key, param)
+        if self._scalar_buffer is None:
+            count = len(contract.update_scalars(self.code))
+            self._scalar_buffer, self._scalar_format = np.zeros(count), f"{count}d"
+        # struct writes the floats (flags as 0.0 or 1.0) at half the cost of buffer[:] = ...
+        struct.pack_into(self._scalar_format, self._scalar_buffer, 0, *self._scalars(t))
+        return self.code, state, self._scalar_buffer
 
     def _new_state(self, param):
         return np.zeros((self.state_rows, param.size), param.dtype)
 
-    def _update(self, kernels, param, grad, state, t):  # pragma: no cover - abstract
+    def _update(self, kernels, param, grad, state, t):
+        kernel = getattr(kernels, contract.UPDATE_KERNELS[self.code])
+        kernel(param, grad, state if self.state_rows > 1 else state[0], *self._scalars(t))
+
+    def _scalars(self, t):  # pragma: no cover - abstract
+        """The update kernel's scalar arguments at step ``t`` (1 on the first step)."""
         raise NotImplementedError
 
     def __repr__(self):
@@ -103,6 +143,8 @@ def _check_param(key, param, grad):
 class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum."""
 
+    code = contract.SGD
+
     def __init__(self, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
         super().__init__(lr, weight_decay)
         self.momentum = _number("momentum", momentum)
@@ -112,17 +154,16 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True requires momentum > 0 and dampening == 0, got "
                              f"momentum={self.momentum}, dampening={self.dampening}")
 
-    def _update(self, kernels, param, grad, state, t):
+    def _scalars(self, t):
         # torch starts the momentum buffer at the first gradient: no dampening then.
         dampening = 0.0 if t == 1 else self.dampening
-        kernels.sgd_update(param, grad, state[0], self.lr, self.momentum, dampening,
-                           self.nesterov, self.weight_decay)
+        return self.lr, self.momentum, dampening, self.nesterov, self.weight_decay
 
 
 class RMSprop(Optimizer):
     """RMSprop, optionally centered and with momentum."""
 
-    state_rows = 3
+    code = contract.RMSPROP
 
     def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False,
                  weight_decay=0.0):
@@ -132,15 +173,14 @@ class RMSprop(Optimizer):
         self.momentum = _number("momentum", momentum)
         self.centered = bool(centered)
 
-    def _update(self, kernels, param, grad, state, t):
-        kernels.rmsprop_update(param, grad, state, self.lr, self.alpha, self.eps, self.momentum,
-                               self.centered, self.weight_decay)
+    def _scalars(self, t):
+        return self.lr, self.alpha, self.eps, self.momentum, self.centered, self.weight_decay
 
 
 class Adam(Optimizer):
     """Adam, optionally AMSGrad (L2 weight decay added to the gradient, as torch's Adam)."""
 
-    state_rows = 3
+    code = contract.ADAM
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
         super().__init__(lr, weight_decay)
@@ -150,15 +190,16 @@ class Adam(Optimizer):
         self.eps = _number("eps", eps)
         self.amsgrad = bool(amsgrad)
 
-    def _update(self, kernels, param, grad, state, t):
+    def _scalars(self, t):
         beta1, beta2 = self.betas
-        step_size = self.lr / (1 - beta1 ** t)
-        kernels.adam_update(param, grad, state, step_size, beta1, beta2, self.eps,
-                            math.sqrt(1 - beta2 ** t), self.weight_decay, self.amsgrad)
+        return (self.lr / (1 - beta1 ** t), beta1, beta2, self.eps, math.sqrt(1 - beta2 ** t),
+                self.weight_decay, self.amsgrad)
 
 
 class Adagrad(Optimizer):
     """Adagrad with learning-rate decay."""
+
+    code = contract.ADAGRAD
 
     def __init__(self, lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
                  eps=1e-10):
@@ -171,9 +212,8 @@ class Adagrad(Optimizer):
     def _new_state(self, param):
         return np.full((1, param.size), self.initial_accumulator_value, param.dtype)
 
-    def _update(self, kernels, param, grad, state, t):
-        clr = self.lr / (1 + (t - 1) * self.lr_decay)
-        kernels.adagrad_update(param, grad, state[0], clr, self.eps, self.weight_decay)
+    def _scalars(self, t):
+        return self.lr / (1 + (t - 1) * self.lr_decay), self.eps, self.weight_decay
 
 
 #: Names users type -> optimizer class.

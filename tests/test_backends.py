@@ -29,7 +29,8 @@ SCALARS = {
 }
 CODE_VALUES = {"act": range(len(contract.ACTIVATIONS))}
 ELEMENTWISE = [name for name in contract.KERNELS
-               if name not in ("output_loss", "network_forward", "network_loss_and_grads")]
+               if name not in ("output_loss", "network_forward", "network_loss_and_grads",
+                               "network_train_step")]
 
 
 def kernel_cases():
@@ -207,3 +208,62 @@ def test_network_kernel_matches_per_kernel_composition(backend):
         results.append((kernel(X, Y, theta, grad, w, plan.layers, spec, coefs), grad))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-11, atol=1e-13)
+
+
+def network_arguments(dtype, seed=0):
+    """A training batch and flat buffers for a [4, 6, 5, 3] network with dropout."""
+    plan = layout.plan([4, 6, 5, 3], N_SAMPLES, dropout=0.3, training=True)
+    rng = np.random.default_rng(seed)
+    X, theta = rng.normal(size=(N_SAMPLES, 4)), rng.normal(size=plan.theta_size)
+    Y = np.eye(3)[rng.integers(0, 3, N_SAMPLES)]
+    work = rng.random(plan.work_size)  # the U regions hold the dropout uniforms
+    spec = np.array([contract.TANH, contract.SOFTMAX, contract.CROSS_ENTROPY])
+    return (X.astype(dtype), Y.astype(dtype), theta.astype(dtype), work.astype(dtype),
+            plan.layers, spec, np.array([0.3, 0.01, 0.02]))
+
+
+#: (optimizer code, its update kernel's scalars): the branches of every update kernel.
+TRAIN_STEP_CASES = [(code, tuple(s[n] for n in contract.update_scalars(code)))
+                    for code, name in enumerate(contract.UPDATE_KERNELS) for s in SCALARS[name]]
+
+
+@pytest.mark.parametrize("optimizer, scalars", TRAIN_STEP_CASES,
+                         ids=[f"{contract.OPTIMIZERS[c]}-{i}" for i, (c, _) in
+                              enumerate(TRAIN_STEP_CASES)])
+def test_train_step_matches_loss_and_grads_then_update(backend, dtype, optimizer, scalars):
+    """The fused step agrees with the backend's own two kernels, called one after the other."""
+    X, Y, theta, work, layers, spec, coefs = network_arguments(dtype)
+    rows = contract.update_state_rows(optimizer)
+    state = np.abs(np.random.default_rng(1).normal(size=(rows, theta.size)))
+    if rows == 3:
+        state[0] += state[1] ** 2  # centered RMSprop needs E[g^2] >= E[g]^2
+    state = state.astype(dtype)
+    update = getattr(backend, contract.UPDATE_KERNELS[optimizer])
+    results = []
+    for fused in (True, False):
+        t, g, w, st = theta.copy(), np.zeros_like(theta), work.copy(), state.copy()
+        if fused:
+            loss = backend.network_train_step(X, Y, t, g, w, layers, spec, coefs, optimizer, st,
+                                              np.array(scalars, dtype=np.float64))
+        else:
+            loss = backend.network_loss_and_grads(X, Y, t, g, w, layers, spec, coefs)
+            update(t, g, st if rows > 1 else st[0], *scalars)
+        results.append((loss, t, g, st))
+    tol = {"rtol": 1e-10, "atol": 1e-12} if dtype == np.float64 else {"rtol": 1e-6, "atol": 1e-7}
+    assert results[0][0] == pytest.approx(results[1][0], rel=tol["rtol"])
+    for got, want in zip(results[0][1:], results[1][1:]):
+        np.testing.assert_allclose(got, want, **tol)
+
+
+def test_train_step_refuses_mismatched_optimizer_arguments(backend):
+    X, Y, theta, work, layers, spec, coefs = network_arguments(np.float64)
+    args = (X, Y, theta, np.zeros_like(theta), work, layers, spec, coefs)
+    adam_state, adam_scalars = np.zeros((3, theta.size)), np.zeros(7)
+    with pytest.raises(ValueError, match="optimizer must be a code"):
+        backend.network_train_step(*args, 4, adam_state, adam_scalars)
+    with pytest.raises(ValueError, match="state must have 1 row"):
+        backend.network_train_step(*args, contract.SGD, adam_state, np.zeros(5))
+    with pytest.raises(ValueError, match="scalars must hold adam_update's 7 scalars"):
+        backend.network_train_step(*args, contract.ADAM, adam_state, np.zeros(5))
+    with pytest.raises(ValueError, match="dimension 't'"):
+        backend.network_train_step(*args, contract.ADAM, adam_state[:, 1:], adam_scalars)

@@ -9,8 +9,8 @@ from fastmlp import MLP, datasets, optim
 
 
 @pytest.mark.parametrize("optimizer", [optim.RMSprop(lr=1e-3), optim.Adam(),
-                                       optim.SGD(lr=0.1, momentum=0.9)],
-                         ids=["rmsprop", "adam", "sgd"])
+                                       optim.SGD(lr=0.1, momentum=0.9), optim.Adagrad()],
+                         ids=["rmsprop", "adam", "sgd", "adagrad"])
 def test_training_step_allocates_no_numpy_arrays(compiled_backend, optimizer):
     X, y = datasets.mnist_like(64, seed=0)
     step = MLP([784, 32, 16, 10], backend=compiled_backend.name,
@@ -44,3 +44,23 @@ def test_matmul_paths_agree_with_numpy(compiled_backend, kernel, shape, dtype):
     getattr(compiled_backend.raw, kernel)(A, B, out)
     np.testing.assert_allclose(out, A @ B, rtol=1e-4 if dtype == np.float32 else 1e-10,
                                atol=1e-3 if dtype == np.float32 else 1e-10)
+
+
+#: (n_samples, fan_in, fan_out): narrow inner dimensions and few output columns, where the
+#: compiled backends run their own loops instead of BLAS (forward and both backward products).
+NARROW = [(300, 2, 100), (300, 100, 3), (300, 3, 100), (301, 1, 9), (7, 4, 300), (303, 50, 1),
+          (5, 640, 7), (1000, 4, 8), (45, 45, 45)]
+
+
+@pytest.mark.parametrize("shape", NARROW, ids=lambda s: "x".join(map(str, s)))
+def test_linear_kernels_agree_with_numpy_on_narrow_shapes(compiled_backend, shape, dtype):
+    n, i, o = shape
+    rng = np.random.default_rng(n + i + o)
+    X, W, b, dZ = (rng.normal(size=s).astype(dtype) for s in [(n, i), (i, o), (o,), (n, o)])
+    out = compiled_backend.linear_forward(X, W, b, 0, np.full((n, o), np.nan, dtype))
+    dW, db, dX = compiled_backend.linear_backward(X, W, dZ, np.full((i, o), np.nan, dtype),
+                                                  np.full(o, np.nan, dtype),
+                                                  np.full((n, i), np.nan, dtype))
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    for got, want in [(out, X @ W + b), (dW, X.T @ dZ), (db, dZ.sum(axis=0)), (dX, dZ @ W.T)]:
+        np.testing.assert_allclose(got, want, **tol)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 from conftest import require
 
@@ -82,3 +83,20 @@ def test_bad_arrays_never_crash_the_process(cython_backend):
     assert sum(line.startswith("error") for line in lines) == len(lines) - 2
 
 
+def test_raw_train_step_refuses_arrays_it_cannot_read(cython_backend):
+    """The raw fused step takes ndarrays (cheaper than memoryviews): it still checks each
+    one's dtype and contiguity before reading it."""
+    from fastmlp import MLP, datasets, optim
+
+    X, y = datasets.spiral(n_per_class=4)
+    model = MLP([2, 5, 3], backend="cython", dtype="float32")
+    step = model.make_step(X, y, optim.Adam())
+    step()
+    ws, Y = model._workspace(len(X), True), np.eye(3, dtype=np.float32)[y]
+    args = [X.astype(np.float32), Y, model._theta, model._grad, ws.work, ws.layers,
+            model._spec, model._coefs, 2, np.zeros((3, model._theta.size), np.float32),
+            np.zeros(7)]
+    for index, bad in [(0, X.astype(np.float64)), (1, np.asfortranarray(Y)),
+                       (5, ws.layers.astype(np.int32)), (10, np.zeros(7, np.float32))]:
+        with pytest.raises(ValueError, match="expected a C-contiguous"):
+            cython_backend.raw.network_train_step(*args[:index], bad, *args[index + 1:])

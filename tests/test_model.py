@@ -188,6 +188,30 @@ def test_fit_stops_on_divergence_with_history_and_finite_parameters():
     assert np.isfinite(history.batch_losses).all()
 
 
+@pytest.mark.parametrize("make_optimizer", [
+    lambda: optim.SGD(lr=0.1, momentum=0.9, dampening=0.5),
+    lambda: optim.RMSprop(lr=1e-2, centered=True),
+    lambda: optim.Adam(lr=1e-2, amsgrad=True),
+    lambda: optim.Adagrad(lr=0.1, lr_decay=0.1)], ids=["sgd", "rmsprop", "adam", "adagrad"])
+def test_make_step_is_loss_and_grads_then_optimizer_step(backend, make_optimizer):
+    """The fused step keeps the optimizer's state and step count (first-step dampening,
+    bias correction, learning-rate decay) as its per-parameter ``step`` does."""
+    X, y = datasets.spiral(n_per_class=4)
+    fused, plain = (MLP([2, 5, 3], backend=backend.name, dtype="float64", seed=6)
+                    for _ in range(2))
+    opt_fused, opt_plain = make_optimizer(), make_optimizer()
+    step = fused.make_step(X, y, opt_fused)
+    for t in range(1, 6):
+        loss = step()
+        want, _ = plain.loss_and_grads(X, y)
+        opt_plain.step([plain._theta], [plain._grad], backend=backend.name)
+        assert loss == pytest.approx(want, rel=1e-12)
+        np.testing.assert_allclose(fused._theta, plain._theta, rtol=1e-12, atol=1e-15)
+        state, steps = opt_fused._state["theta"]
+        np.testing.assert_allclose(state, opt_plain._state[0][0], rtol=1e-12, atol=1e-15)
+        assert steps == opt_plain._state[0][1] == t
+
+
 def test_available_reports_every_backend_with_a_reason():
     status = backends.available()
     assert set(status) == {"python", "numpy", "numba", "cython"}

@@ -135,3 +135,21 @@ def test_step_refuses_mismatched_or_changed_parameters():
     opt.step([np.zeros(3)], [np.ones(3)])
     with pytest.raises(ValueError, match="parameter 0 changed"):
         opt.step([np.zeros(5)], [np.ones(5)])
+
+
+def test_a_subclass_with_its_own_update_keeps_it_in_the_model(backend):
+    """Only the contract's update kernels are fused into the training step: an optimizer
+    that overrides _update is run by it, after the network kernel."""
+    from fastmlp import MLP, datasets
+
+    class SignSGD(optim.SGD):
+        def _update(self, kernels, param, grad, state, t):
+            param -= self.lr * np.sign(grad)
+
+    X, y = datasets.spiral(n_per_class=4)
+    model = MLP([2, 4, 3], backend=backend.name, dtype="float64", seed=0)
+    before = model._theta.copy()
+    _, grads = model.loss_and_grads(X, y)
+    model.make_step(X, y, SignSGD(lr=0.01))()
+    np.testing.assert_allclose(model._theta, before - 0.01 * np.sign(np.concatenate(
+        [g.ravel() for g in grads])), rtol=1e-12)

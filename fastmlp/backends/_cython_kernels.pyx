@@ -6,6 +6,7 @@ Bounds checking is off: every array reaching these functions has been checked by
 the contract's wrappers or built by the model. IN arrays are const memoryviews
 (read-only inputs work), OUT arrays are written in place.
 """
+cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport exp, expf, fabs, log, log1p, sqrt, tanh
@@ -13,22 +14,140 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
+cnp.import_array()
+
 cdef enum:  # contract.ACTIVATIONS, LOSSES and the layout columns
     IDENTITY, RELU, SIGMOID, TANH, SOFTMAX
 cdef enum:
     CROSS_ENTROPY, MSE, L1
 cdef enum:
     FAN_IN, FAN_OUT, COL_W, COL_B, COL_Z, COL_A, COL_U, COL_OUT, COL_DZ
+cdef enum:  # contract.OPTIMIZERS
+    SGD, RMSPROP, ADAM, ADAGRAD
 
-# A plain loop beats a BLAS call below SMALL_GEMM multiply-adds when the inner
-# loop runs along contiguous rows of B at least MIN_LOOP_COLUMNS long, and below
-# TINY_GEMM whatever the layout (the same rule as the numba backend).
+# Loop or BLAS, by shape: the numba backend's rule and loops (its figures are next to
+# its thresholds; these loops measured the same ranking). Below TINY_GEMM a plain loop
+# whatever the layout; k <= NARROW_K or n < MIN_LOOP_COLUMNS the narrow loops below
+# NARROW_GEMM, their narrow operand transposed on the stack (STACK_ITEMS elements); other
+# shapes with contiguous B rows of at least MIN_LOOP_COLUMNS the i-k-j loop below SMALL_GEMM.
 cdef enum:
     TINY_GEMM = 2048
     SMALL_GEMM = 65536
+    NARROW_GEMM = 1 << 19
+    NARROW_K = 4
     MIN_LOOP_COLUMNS = 8
+    STACK_ITEMS = 4096
+    LANES = 8  # partial sums of a dot product: a sum in order cannot vectorise
 
 # ---------------------------------------------------------------- matrix products
+
+cdef inline floating element(const floating* M, int ld, bint trans, int r, int c) noexcept nogil:
+    """op(M)[r, c] of a row-major M stored with rows of ld."""
+    return M[c * ld + r] if trans else M[r * ld + c]
+
+
+cdef void narrow_k(bint trans_a, int m, int n, int k, const floating* A, int lda,
+                   const floating* B, floating* C) noexcept nogil:
+    """C = op(A) @ B for k <= NARROW_K, B (k, n) contiguous: one pass over each row of C."""
+    cdef int i, j
+    cdef floating a0, a1, a2, a3
+    cdef floating* c
+    cdef const floating* b0 = B
+    cdef const floating* b1 = B + min(1, k - 1) * n
+    cdef const floating* b2 = B + min(2, k - 1) * n
+    cdef const floating* b3 = B + min(3, k - 1) * n
+    for i in range(m):
+        c = C + i * n
+        a0 = element(A, lda, trans_a, i, 0)
+        if k == 1:
+            for j in range(n):
+                c[j] = a0 * b0[j]
+            continue
+        a1 = element(A, lda, trans_a, i, 1)
+        if k == 2:
+            for j in range(n):
+                c[j] = a0 * b0[j] + a1 * b1[j]
+            continue
+        a2 = element(A, lda, trans_a, i, 2)
+        if k == 3:
+            for j in range(n):
+                c[j] = a0 * b0[j] + a1 * b1[j] + a2 * b2[j]
+            continue
+        a3 = element(A, lda, trans_a, i, 3)
+        for j in range(n):
+            c[j] = a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+
+
+cdef floating dot(const floating* a, const floating* b, int k) noexcept nogil:
+    """sum_p a[p] * b[p] in LANES partial sums, added up in a fixed order."""
+    cdef floating lanes[LANES]
+    cdef floating total = 0
+    cdef int block, l, p, blocks = k // LANES
+    cdef const floating* x
+    cdef const floating* y
+    for l in range(LANES):
+        lanes[l] = 0
+    for block in range(blocks):  # block pointers: GCC vectorises the lanes loop as it is
+        x, y = a + block * LANES, b + block * LANES
+        for l in range(LANES):
+            lanes[l] += x[l] * y[l]
+    for l in range(LANES):
+        total += lanes[l]
+    for p in range(blocks * LANES, k):
+        total += a[p] * b[p]
+    return total
+
+
+cdef void narrow_n(bint trans_b, int m, int n, int k, const floating* A, const floating* B,
+                   int ldb, floating* C) noexcept nogil:
+    """C = A @ op(B) for few columns n, A (m, k) contiguous: dot products of A's rows with
+    op(B)'s columns, copied to the stack as rows."""
+    cdef floating BT[STACK_ITEMS]
+    cdef int i, j, p
+    for j in range(n):
+        for p in range(k):
+            BT[j * k + p] = element(B, ldb, trans_b, p, j)
+    # One row of A at a time: with four (as the numba backend does), GCC vectorised
+    # across blocks with gathers instead, 5x slower.
+    for i in range(m):
+        for j in range(n):
+            C[i * n + j] = dot(A + i * k, BT + j * k, k)
+
+
+cdef void narrow_n_transposed_a(int m, int n, int k, const floating* AT, int lda,
+                                const floating* B, int ldb, bint trans_b,
+                                floating* C) noexcept nogil:
+    """C = AT.T @ op(B) for few columns n, AT (k, m) stored row-major (X in dW = X.T @ dZ):
+    rank-4 updates of C.T, held on the stack, whose rows are long and contiguous."""
+    cdef floating CT[STACK_ITEMS]
+    cdef floating b0, b1, b2, b3
+    cdef const floating* a0
+    cdef const floating* a1
+    cdef const floating* a2
+    cdef const floating* a3
+    cdef floating* c
+    cdef int i, j, p = 0
+    memset(CT, 0, m * n * sizeof(floating))
+    while p + 4 <= k:  # four rows of AT a pass: one load and store of C.T per four updates
+        # Row pointers: with -fwrapv, an index like 2 * lda + i may wrap, and GCC gathers.
+        a0, a1, a2, a3 = AT + p * lda, AT + (p + 1) * lda, AT + (p + 2) * lda, AT + (p + 3) * lda
+        for j in range(n):
+            b0, b1 = element(B, ldb, trans_b, p, j), element(B, ldb, trans_b, p + 1, j)
+            b2, b3 = element(B, ldb, trans_b, p + 2, j), element(B, ldb, trans_b, p + 3, j)
+            c = CT + j * m
+            for i in range(m):
+                c[i] += b0 * a0[i] + b1 * a1[i] + b2 * a2[i] + b3 * a3[i]
+        p += 4
+    for p in range(p, k):
+        a0 = AT + p * lda
+        for j in range(n):
+            b0, c = element(B, ldb, trans_b, p, j), CT + j * m
+            for i in range(m):
+                c[i] += b0 * a0[i]
+    for i in range(m):
+        for j in range(n):
+            C[i * n + j] = CT[j * m + i]
+
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* A, int lda,
                const floating* B, int ldb, floating* C) noexcept nogil:
@@ -37,6 +156,23 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* 
     cdef floating a
     cdef floating* c_row
     cdef const floating* b_row
+    cdef floating rows[STACK_ITEMS]
+    cdef long long size = <long long>m * n * k
+    if TINY_GEMM <= size < NARROW_GEMM:
+        if k <= NARROW_K and n >= MIN_LOOP_COLUMNS and k * n <= STACK_ITEMS:
+            if trans_b:  # dX = dZ @ W.T: W.T's k short rows, copied to the stack
+                for p in range(k):
+                    for j in range(n):
+                        rows[p * n + j] = B[j * ldb + p]
+                B = rows
+            narrow_k(trans_a, m, n, k, A, lda, B, C)
+            return
+        if n < MIN_LOOP_COLUMNS and trans_a and m * n <= STACK_ITEMS:
+            narrow_n_transposed_a(m, n, k, A, lda, B, ldb, trans_b, C)
+            return
+        if n < MIN_LOOP_COLUMNS and not trans_a and k * n <= STACK_ITEMS:
+            narrow_n(trans_b, m, n, k, A, B, ldb, C)
+            return
     if m * n * k < TINY_GEMM and trans_b:
         for i in range(m):
             for j in range(n):
@@ -244,6 +380,11 @@ cdef void bias_activation(floating* Z, const floating* b, int rows, int cols, in
     cdef floating* row
     for i in range(rows):
         row = Z + i * cols
+        if b != NULL and act == RELU:  # the common hidden layer, in one pass
+            for j in range(cols):
+                v = row[j] + b[j]
+                row[j] = v if v > 0 else 0
+            continue
         if b != NULL:
             for j in range(cols):
                 row[j] += b[j]
@@ -475,84 +616,133 @@ def dropout_apply(const floating[:, ::1] A, const floating[:, ::1] U, double p,
 
 
 # ---------------------------------------------------------------- optimizer updates
+# The rules live in the cdef functions, shared by the update kernels and network_train_step.
+# A state of several rows holds row r at state + r * n.
+
+cdef void sgd_c(floating* param, const floating* grad, floating* momentum_buf, Py_ssize_t n,
+                double lr, double momentum, double dampening, bint nesterov,
+                double weight_decay) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double g
+    for i in range(n):
+        g = grad[i] + weight_decay * param[i]
+        if momentum != 0:
+            momentum_buf[i] = momentum * momentum_buf[i] + (1 - dampening) * g
+            g = g + momentum * momentum_buf[i] if nesterov else momentum_buf[i]
+        param[i] -= lr * g
+
+
+cdef void rmsprop_c(floating* param, const floating* grad, floating* state, Py_ssize_t n,
+                    double lr, double alpha, double eps, double momentum, bint centered,
+                    double weight_decay) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double g, v, step
+    cdef floating* square_avg = state
+    cdef floating* grad_avg = state + n
+    cdef floating* momentum_buf = state + 2 * n
+    if not centered and momentum == 0:  # the default, as its own branch-free loop
+        for i in range(n):
+            g = grad[i] + weight_decay * param[i]
+            square_avg[i] = alpha * square_avg[i] + (1 - alpha) * g * g
+            param[i] -= lr * (g / (sqrt(<double>square_avg[i]) + eps))
+        return
+    for i in range(n):
+        g = grad[i] + weight_decay * param[i]
+        square_avg[i] = alpha * square_avg[i] + (1 - alpha) * g * g
+        v = square_avg[i]
+        if centered:
+            grad_avg[i] = alpha * grad_avg[i] + (1 - alpha) * g
+            v = v - grad_avg[i] * grad_avg[i]
+        step = g / (sqrt(v) + eps)
+        if momentum > 0:
+            momentum_buf[i] = momentum * momentum_buf[i] + step
+            step = momentum_buf[i]
+        param[i] -= lr * step
+
+
+cdef void adam_c(floating* param, const floating* grad, floating* state, Py_ssize_t n,
+                 double step_size, double beta1, double beta2, double eps,
+                 double bias_correction2_sqrt, double weight_decay, bint amsgrad) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double g
+    cdef floating* exp_avg = state
+    cdef floating* exp_avg_sq = state + n
+    cdef floating* max_exp_avg_sq = state + 2 * n
+    cdef floating* second = exp_avg_sq
+    # Three loops, each without a branch, so that GCC vectorises them (as numba's).
+    for i in range(n):
+        g = grad[i] + weight_decay * param[i]
+        exp_avg[i] = beta1 * exp_avg[i] + (1 - beta1) * g
+        exp_avg_sq[i] = beta2 * exp_avg_sq[i] + (1 - beta2) * g * g
+    if amsgrad:
+        for i in range(n):
+            max_exp_avg_sq[i] = max(max_exp_avg_sq[i], exp_avg_sq[i])
+        second = max_exp_avg_sq
+    for i in range(n):
+        param[i] -= step_size * exp_avg[i] / (sqrt(<double>second[i]) / bias_correction2_sqrt + eps)
+
+
+cdef void adagrad_c(floating* param, const floating* grad, floating* state_sum, Py_ssize_t n,
+                    double clr, double eps, double weight_decay) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double g
+    for i in range(n):
+        g = grad[i] + weight_decay * param[i]
+        state_sum[i] += g * g
+        param[i] -= clr * g / (sqrt(state_sum[i]) + eps)
+
 
 def sgd_update(floating[::1] param, const floating[::1] grad, floating[::1] momentum_buf,
                double lr, double momentum, double dampening, bint nesterov, double weight_decay):
-    cdef Py_ssize_t i
-    cdef double g
     with nogil:
-        for i in range(param.shape[0]):
-            g = grad[i] + weight_decay * param[i]
-            if momentum != 0:
-                momentum_buf[i] = momentum * momentum_buf[i] + (1 - dampening) * g
-                g = g + momentum * momentum_buf[i] if nesterov else momentum_buf[i]
-            param[i] -= lr * g
+        sgd_c(&param[0], &grad[0], &momentum_buf[0], param.shape[0], lr, momentum, dampening,
+              nesterov, weight_decay)
 
 
 def rmsprop_update(floating[::1] param, const floating[::1] grad, floating[:, ::1] state,
                    double lr, double alpha, double eps, double momentum, bint centered,
                    double weight_decay):
-    cdef Py_ssize_t i
-    cdef double g, v, step
     with nogil:
-        for i in range(param.shape[0]):
-            g = grad[i] + weight_decay * param[i]
-            state[0, i] = alpha * state[0, i] + (1 - alpha) * g * g
-            v = state[0, i]
-            if centered:
-                state[1, i] = alpha * state[1, i] + (1 - alpha) * g
-                v = v - state[1, i] * state[1, i]
-            step = g / (sqrt(v) + eps)
-            if momentum > 0:
-                state[2, i] = momentum * state[2, i] + step
-                step = state[2, i]
-            param[i] -= lr * step
+        rmsprop_c(&param[0], &grad[0], &state[0, 0], param.shape[0], lr, alpha, eps, momentum,
+                  centered, weight_decay)
 
 
 def adam_update(floating[::1] param, const floating[::1] grad, floating[:, ::1] state,
                 double step_size, double beta1, double beta2, double eps,
                 double bias_correction2_sqrt, double weight_decay, bint amsgrad):
-    cdef Py_ssize_t i
-    cdef double g, v
     with nogil:
-        for i in range(param.shape[0]):
-            g = grad[i] + weight_decay * param[i]
-            state[0, i] = beta1 * state[0, i] + (1 - beta1) * g
-            state[1, i] = beta2 * state[1, i] + (1 - beta2) * g * g
-            v = state[1, i]
-            if amsgrad:
-                state[2, i] = max(state[2, i], state[1, i])
-                v = state[2, i]
-            param[i] -= step_size * state[0, i] / (sqrt(v) / bias_correction2_sqrt + eps)
+        adam_c(&param[0], &grad[0], &state[0, 0], param.shape[0], step_size, beta1, beta2, eps,
+               bias_correction2_sqrt, weight_decay, amsgrad)
 
 
 def adagrad_update(floating[::1] param, const floating[::1] grad, floating[::1] state_sum,
                    double clr, double eps, double weight_decay):
-    cdef Py_ssize_t i
-    cdef double g
     with nogil:
-        for i in range(param.shape[0]):
-            g = grad[i] + weight_decay * param[i]
-            state_sum[i] += g * g
-            param[i] -= clr * g / (sqrt(state_sum[i]) + eps)
+        adagrad_c(&param[0], &grad[0], &state_sum[0], param.shape[0], clr, eps, weight_decay)
 
 
 # ---------------------------------------------------------------- whole network
 
+cdef inline long long at(const long long* layers, int l, int column) noexcept nogil:
+    """layers[l, column] of the (L, 9) layers table."""
+    return layers[l * 9 + column]
+
+
 cdef void forward_c(const floating* X, const floating* theta, floating* work,
-                    const long long[:, ::1] layers, int n, int hidden_act, double dropout) noexcept nogil:
-    cdef int l, last = layers.shape[0] - 1
+                    const long long* layers, int n_layers, int n, int hidden_act,
+                    double dropout) noexcept nogil:
+    cdef int l, last = n_layers - 1
     cdef const floating* inp = X
     cdef floating* out
     for l in range(last + 1):
-        out = work + (layers[l, COL_Z] if l == last else layers[l, COL_A])
-        linear_forward_c(inp, theta + layers[l, COL_W], theta + layers[l, COL_B], n,
-                         layers[l, FAN_IN], layers[l, FAN_OUT],
+        out = work + (at(layers, l, COL_Z) if l == last else at(layers, l, COL_A))
+        linear_forward_c(inp, theta + at(layers, l, COL_W), theta + at(layers, l, COL_B), n,
+                         at(layers, l, FAN_IN), at(layers, l, FAN_OUT),
                          IDENTITY if l == last else hidden_act, out)
-        if l < last and layers[l, COL_U] >= 0:
-            dropout_c(out, work + layers[l, COL_U], dropout, work + layers[l, COL_OUT],
-                      n * layers[l, FAN_OUT])
-        inp = work + layers[l, COL_OUT]
+        if l < last and at(layers, l, COL_U) >= 0:
+            dropout_c(out, work + at(layers, l, COL_U), dropout, work + at(layers, l, COL_OUT),
+                      n * at(layers, l, FAN_OUT))
+        inp = work + at(layers, l, COL_OUT)
 
 
 def network_forward(const floating[:, ::1] X, const floating[::1] theta, floating[::1] work,
@@ -561,7 +751,7 @@ def network_forward(const floating[:, ::1] X, const floating[::1] theta, floatin
     cdef Py_ssize_t i
     cdef floating* P
     with nogil:
-        forward_c(&X[0, 0], &theta[0], &work[0], layers, n, spec[0], 0.0)
+        forward_c(&X[0, 0], &theta[0], &work[0], &layers[0, 0], layers.shape[0], n, spec[0], 0.0)
         size = n * layers[last, FAN_OUT]
         P = &work[0] + layers[last, COL_A]
         for i in range(size):
@@ -569,36 +759,103 @@ def network_forward(const floating[:, ::1] X, const floating[::1] theta, floatin
         bias_activation(P, <floating*>NULL, n, layers[last, FAN_OUT], spec[1])
 
 
+cdef double loss_and_grads_c(const floating* X, const floating* Y, const floating* theta,
+                             floating* grad, floating* w, const long long* layers, int n_layers,
+                             const long long* spec, const double* coefs, int n) noexcept nogil:
+    cdef int l, last = n_layers - 1, hidden = spec[0]
+    cdef double loss, p = coefs[0]
+    cdef floating* d_inp
+    cdef const floating* inp
+    forward_c(X, theta, w, layers, n_layers, n, hidden, p)
+    loss = output_loss_c(spec[1], spec[2], w + at(layers, last, COL_Z), Y,
+                         w + at(layers, last, COL_A), w + at(layers, last, COL_DZ), n,
+                         at(layers, last, FAN_OUT))
+    for l in range(last, -1, -1):
+        if l == 0:
+            inp, d_inp = X, NULL
+        else:
+            inp, d_inp = w + at(layers, l - 1, COL_OUT), w + at(layers, l - 1, COL_DZ)
+        linear_backward_c(inp, theta + at(layers, l, COL_W), w + at(layers, l, COL_DZ), n,
+                          at(layers, l, FAN_IN), at(layers, l, FAN_OUT),
+                          grad + at(layers, l, COL_W), grad + at(layers, l, COL_B), d_inp)
+        if l == 0:
+            continue
+        if at(layers, l - 1, COL_U) >= 0:
+            dropout_c(d_inp, w + at(layers, l - 1, COL_U), p, d_inp, n * at(layers, l, FAN_IN))
+        activation_grad(w + at(layers, l - 1, COL_A), d_inp, n, at(layers, l, FAN_IN), hidden)
+    if coefs[1] != 0 or coefs[2] != 0:
+        for l in range(last + 1):
+            loss += penalty_c(theta + at(layers, l, COL_W), coefs[1], coefs[2],
+                              grad + at(layers, l, COL_W),
+                              at(layers, l, FAN_IN) * at(layers, l, FAN_OUT))
+    return loss
+
+
 def network_loss_and_grads(const floating[:, ::1] X, const floating[:, ::1] Y,
                            const floating[::1] theta, floating[::1] grad, floating[::1] work,
                            const long long[:, ::1] layers, const long long[::1] spec,
                            const double[::1] coefs):
-    cdef int n = X.shape[0], l, last = layers.shape[0] - 1, hidden = spec[0]
-    cdef double loss, p = coefs[0]
-    cdef floating* w = &work[0]
-    cdef floating* d_inp
-    cdef const floating* inp
+    cdef double loss
     with nogil:
-        forward_c(&X[0, 0], &theta[0], w, layers, n, hidden, p)
-        loss = output_loss_c(spec[1], spec[2], w + layers[last, COL_Z], &Y[0, 0],
-                             w + layers[last, COL_A], w + layers[last, COL_DZ], n,
-                             layers[last, FAN_OUT])
-        for l in range(last, -1, -1):
-            if l == 0:
-                inp, d_inp = &X[0, 0], NULL
-            else:
-                inp, d_inp = w + layers[l - 1, COL_OUT], w + layers[l - 1, COL_DZ]
-            linear_backward_c(inp, &theta[0] + layers[l, COL_W], w + layers[l, COL_DZ], n,
-                              layers[l, FAN_IN], layers[l, FAN_OUT],
-                              &grad[0] + layers[l, COL_W], &grad[0] + layers[l, COL_B], d_inp)
-            if l == 0:
-                continue
-            if layers[l - 1, COL_U] >= 0:
-                dropout_c(d_inp, w + layers[l - 1, COL_U], p, d_inp, n * layers[l, FAN_IN])
-            activation_grad(w + layers[l - 1, COL_A], d_inp, n, layers[l, FAN_IN], hidden)
-        if coefs[1] != 0 or coefs[2] != 0:
-            for l in range(last + 1):
-                loss += penalty_c(&theta[0] + layers[l, COL_W], coefs[1], coefs[2],
-                                  &grad[0] + layers[l, COL_W],
-                                  layers[l, FAN_IN] * layers[l, FAN_OUT])
+        loss = loss_and_grads_c(&X[0, 0], &Y[0, 0], &theta[0], &grad[0], &work[0],
+                                &layers[0, 0], layers.shape[0], &spec[0], &coefs[0], X.shape[0])
+    return loss
+
+
+cdef void update_c(int optimizer, floating* param, const floating* grad, floating* state,
+                   Py_ssize_t n, const double* s) noexcept nogil:
+    """The update of ``optimizer`` with its scalars ``s`` (flags stored as 0 or 1)."""
+    if optimizer == SGD:
+        sgd_c(param, grad, state, n, s[0], s[1], s[2], s[3] != 0, s[4])
+    elif optimizer == RMSPROP:
+        rmsprop_c(param, grad, state, n, s[0], s[1], s[2], s[3], s[4] != 0, s[5])
+    elif optimizer == ADAM:
+        adam_c(param, grad, state, n, s[0], s[1], s[2], s[3], s[4], s[5], s[6] != 0)
+    else:
+        adagrad_c(param, grad, state, n, s[0], s[1], s[2])
+
+
+cdef double train_step_c(const floating* X, const floating* Y, floating* theta, floating* grad,
+                         floating* work, const long long* layers, int n_layers,
+                         const long long* spec, const double* coefs, int n, int optimizer,
+                         floating* state, Py_ssize_t size, const double* scalars) noexcept nogil:
+    cdef double loss = loss_and_grads_c(X, Y, theta, grad, work, layers, n_layers, spec, coefs, n)
+    update_c(optimizer, theta, grad, state, size, scalars)
+    return loss
+
+
+cdef inline void* data(cnp.ndarray array, int kind) except NULL:
+    """The data of a C-contiguous array of NumPy type ``kind``; ValueError otherwise."""
+    if cnp.PyArray_TYPE(array) != kind or not cnp.PyArray_IS_C_CONTIGUOUS(array):
+        raise ValueError(f"expected a C-contiguous {cnp.PyArray_DescrFromType(kind)} array, "
+                         f"got {array.dtype} (C-contiguous: {array.flags.c_contiguous})")
+    return cnp.PyArray_DATA(array)
+
+
+def network_train_step(cnp.ndarray X not None, cnp.ndarray Y not None,
+                       cnp.ndarray theta not None, cnp.ndarray grad not None,
+                       cnp.ndarray work not None, cnp.ndarray layers not None,
+                       cnp.ndarray spec not None, cnp.ndarray coefs not None, int optimizer,
+                       cnp.ndarray state not None, cnp.ndarray scalars not None):
+    # ndarray arguments, not typed memoryviews: acquiring eleven memoryviews cost ~1.5 us,
+    # most of a small network's step. Shapes were checked by the caller (the contract's
+    # wrapper, or the model); dtypes and contiguity are checked here, cheaply.
+    cdef int kind = cnp.PyArray_TYPE(theta), n = X.shape[0], n_layers = layers.shape[0]
+    cdef Py_ssize_t size = theta.shape[0]
+    cdef const long long* table = <const long long*>data(layers, cnp.NPY_INT64)
+    cdef const long long* codes = <const long long*>data(spec, cnp.NPY_INT64)
+    cdef const double* c = <const double*>data(coefs, cnp.NPY_FLOAT64)
+    cdef const double* s = <const double*>data(scalars, cnp.NPY_FLOAT64)
+    cdef double loss
+    if kind == cnp.NPY_FLOAT32:
+        loss = train_step_c(<const float*>data(X, kind), <const float*>data(Y, kind),
+                            <float*>data(theta, kind), <float*>data(grad, kind),
+                            <float*>data(work, kind), table, n_layers, codes, c, n, optimizer,
+                            <float*>data(state, kind), size, s)
+    else:
+        kind = cnp.NPY_FLOAT64
+        loss = train_step_c(<const double*>data(X, kind), <const double*>data(Y, kind),
+                            <double*>data(theta, kind), <double*>data(grad, kind),
+                            <double*>data(work, kind), table, n_layers, codes, c, n, optimizer,
+                            <double*>data(state, kind), size, s)
     return loss

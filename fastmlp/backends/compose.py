@@ -1,12 +1,12 @@
 """The contract's composite kernels, built from a backend's per-layer kernels.
 
-The ``python`` and ``numpy`` backends take ``output_loss``, ``network_forward``
-and ``network_loss_and_grads`` from here; compiled backends write their own
+The ``python`` and ``numpy`` backends take ``output_loss``, ``network_forward``,
+``network_loss_and_grads`` and ``network_train_step`` from here; compiled backends write their own
 (one compiled call a step) and are tested against this composition.
 """
 from fastmlp.backends.contract import (A, CROSS_ENTROPY, DROPOUT, DZ, HIDDEN_ACT, IDENTITY,
                                        L1, L1_COEF, L2_COEF, LOSS, MSE, OUT, OUTPUT_ACT, SIGMOID,
-                                       SOFTMAX, U, Z)
+                                       SOFTMAX, U, UPDATE_KERNELS, Z, update_state_rows)
 from fastmlp.layout import param_views, views
 
 
@@ -69,3 +69,22 @@ def make_network_kernels(k):
         return loss
 
     return network_forward, network_loss_and_grads
+
+
+def make_train_step(k):
+    """``network_train_step`` composed from ``k``'s network and update kernels (call it
+    once ``k``'s update kernels exist)."""
+    # Per optimizer code: its update kernel, and whether that takes every state row.
+    updates = [(getattr(k, name), update_state_rows(code) > 1)
+               for code, name in enumerate(UPDATE_KERNELS)]
+
+    def network_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state,
+                           scalars):
+        loss = k.network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs)
+        kernel, all_rows = updates[optimizer]
+        # Python floats, as the optimizers pass them: a NumPy float64 scalar would turn
+        # float32 arithmetic into float64 (NEP 50).
+        kernel(theta, grad, state if all_rows else state[0], *scalars.tolist())
+        return loss
+
+    return network_train_step

@@ -28,6 +28,11 @@ IDENTITY, RELU, SIGMOID, TANH, SOFTMAX = range(5)
 LOSSES = ("cross_entropy", "mse", "l1")
 CROSS_ENTROPY, MSE, L1 = range(3)
 
+#: Optimizer codes of ``network_train_step`` (index = code), and the update kernel of each.
+OPTIMIZERS = ("sgd", "rmsprop", "adam", "adagrad")
+SGD, RMSPROP, ADAM, ADAGRAD = range(4)
+UPDATE_KERNELS = ("sgd_update", "rmsprop_update", "adam_update", "adagrad_update")
+
 #: Columns of the ``layers`` table of the network kernels (see ``fastmlp.layout``).
 #: W and B are offsets into ``theta``/``grad``; the rest are offsets into ``work``
 #: (-1 where a layer has no such buffer).
@@ -431,6 +436,47 @@ def network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
                       DZ_{l-1} = dropout_apply(DZ_{l-1}, U_{l-1}, p)   # if dropout
                       DZ_{l-1} = activation_backward(hidden_act, A_{l-1}, DZ_{l-1})
         for l: loss += penalty(W_l, l1, l2, dW_l)
+    """
+
+
+def update_scalars(optimizer):
+    """Names of the scalar arguments of optimizer ``optimizer``'s update kernel, in order."""
+    spec = KERNELS[UPDATE_KERNELS[optimizer]]
+    return tuple(p for p in spec.params if p not in spec.arrays)
+
+
+def update_state_rows(optimizer):
+    """Rows of optimizer state its update kernel reads: 1 for a 1-D state argument."""
+    state = list(KERNELS[UPDATE_KERNELS[optimizer]].arrays.values())[2]
+    return state.dims[0] if len(state.dims) == 2 else 1
+
+
+def _check_train_step(args):
+    _check_network(args)
+    optimizer, name = args["optimizer"], UPDATE_KERNELS[args["optimizer"]]
+    rows, names = update_state_rows(optimizer), update_scalars(optimizer)
+    if args["state"].shape[0] != rows:
+        raise ValueError(f"state must have {rows} row(s) for {name}, got {args['state'].shape[0]}")
+    if args["scalars"].size != len(names):
+        raise ValueError(f"scalars must hold {name}'s {len(names)} scalars {names}, got "
+                         f"{args['scalars'].size} values")
+
+
+@kernel(codes={"optimizer": OPTIMIZERS}, check=_check_train_step, X="n,d", Y="n,k",
+        theta="t!", grad="t!", work="w!", layers="L,9:int64", spec="3:int64",
+        coefs="3:float64", state="r,t!", scalars="s:float64")
+def network_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state, scalars):
+    """A whole training step: loss and gradients, then the optimizer's update of ``theta``.
+
+    ``optimizer`` is a code of ``OPTIMIZERS``; ``state`` its state rows over
+    ``theta`` and ``scalars`` the scalar arguments of its update kernel, in that
+    kernel's order (``update_scalars``; flags as 0 or 1), as the Python
+    optimizer computes them for this step. Returns the loss before the update::
+
+        loss = network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs)
+        update = UPDATE_KERNELS[optimizer]               # e.g. adam_update
+        update(theta, grad, state if 3 rows else state[0], *scalars)
+        return loss
     """
 
 

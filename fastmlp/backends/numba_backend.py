@@ -3,7 +3,7 @@
 Kernels follow ``fastmlp.backends.contract`` (see there for shapes and loops).
 What this module adds: bias and activation fused into one pass after the
 matrix product, one-pass losses and optimizer updates, and compiled network
-kernels, so a training step is two calls from Python whatever the depth.
+kernels, so a training step is one call from Python whatever the depth.
 Importing compiles nothing; each kernel compiles on first use (and is cached
 on disk for the next process).
 
@@ -22,12 +22,14 @@ import math
 import os
 
 import numpy as np
+import numba
 from numba import njit, prange
 
-from fastmlp.backends._numba_views import flat_view, matrix_view
-from fastmlp.backends.contract import (A, B, CROSS_ENTROPY, DROPOUT, DZ, FAN_IN, FAN_OUT,
+from fastmlp.backends._numba_views import STACK_ITEMS, flat_view, matrix_view, stack_matrix
+from fastmlp.backends.contract import (A, ADAM, B, CROSS_ENTROPY, DROPOUT, DZ, FAN_IN, FAN_OUT,
                                        HIDDEN_ACT, IDENTITY, L1, L1_COEF, L2_COEF, LOSS, MSE, OUT,
-                                       OUTPUT_ACT, RELU, SIGMOID, SOFTMAX, TANH, U, W, Z)
+                                       OUTPUT_ACT, RELU, RMSPROP, SGD, SIGMOID, SOFTMAX, TANH, U, W,
+                                       Z)
 
 FASTMATH = os.environ.get("FASTMLP_FASTMATH") == "1"
 # Numba's disk cache is keyed on the bytecode, not on the compile flags: a fastmath build
@@ -37,14 +39,25 @@ CACHE = not FASTMATH
 # default "python" model checks every divisor for zero, a branch that stops vectorisation.
 jit = njit(cache=CACHE, fastmath=FASTMATH, error_model="numpy")
 
-#: Below TINY_GEMM multiply-adds a plain loop beats a BLAS call whatever the layouts
-#: (a BLAS call costs ~0.2 us: at 8x8x8 float32 the loop takes 0.57 us, np.dot 0.70 us,
-#: at 16x16x16 BLAS wins). Below SMALL_GEMM the loop still wins if B has contiguous rows
-#: of at least MIN_LOOP_COLUMNS (the inner loop vectorises); narrower or transposed B go to
-#: BLAS (at 300x100x3 the scalar loop takes 124 us, OpenBLAS 11 us). Measured with
-#: /tmp/n3small.py-style side-by-side timing on the spiral and XOR shapes.
+#: Loop or BLAS, by shape (out = A @ B is m x n, inner dimension k). A BLAS call costs
+#: ~0.2 us, and OpenBLAS is slow on narrow shapes. The spiral step's five products, min of
+#: 10 interleaved rounds, us, float32 (float64), loop against np.dot:
+#:   300x100x3   H @ W2      4-row dot loop on a stack copy of W2.T   5.2 (7.8) / 10.0 (24.0)
+#:   100x300x3   H.T @ dZ    rank-4 loop into a stack out.T (3, 100)  5.1 (8.0) / 18.2 (36.4)
+#:   300x3x100   dZ @ W2.T   one-pass narrow-k loop                   5.0 (9.3) /  7.0 (13.6)
+#:   300x2x100   X @ W1      one-pass narrow-k loop                   3.3 (7.2) /  6.2 (12.1)
+#:   2x300x100   X.T @ dZ    i-k-j loop (rank-1 updates)              4.6 (8.7) / 22.9 (21.0)
+#: The narrow loops still win at ~256k multiply-adds (1000x85x3: 15.7 / 29.0 us, 128x512x4
+#: transposed A: 10.6 / 35.2; n=1 ties with BLAS's gemv) and tie or lose at ~1M
+#: (3000x100x3: 78 / 78; 1000x1000x1: 81 / 41), hence NARROW_GEMM. So: below TINY_GEMM the
+#: plain loop whatever the layouts (8x8x8: 0.57 us, np.dot 0.70); k <= NARROW_K or
+#: n < MIN_LOOP_COLUMNS the narrow loops, below NARROW_GEMM; other shapes with contiguous B
+#: rows of at least MIN_LOOP_COLUMNS the i-k-j loop (it vectorises) below SMALL_GEMM; the
+#: rest BLAS.
 TINY_GEMM = 1024
 SMALL_GEMM = 65536
+NARROW_GEMM = 1 << 19
+NARROW_K = 4
 MIN_LOOP_COLUMNS = 8
 #: Tile of the own blocked matmul (rows x columns; the 4x4 micro-kernel fixes the rows).
 #: At 256x784x512 float32, 512 columns measured 58-68% of numpy.matmul, 256 58-65%, 128
@@ -131,15 +144,114 @@ def matmul_blocked(A, B, out):
                 out[i0 + r, j0:j0 + width] = acc[r, :width]
 
 
+@_mm_jit
+def _narrow_k(A, B, out):
+    """out = A @ B for k <= NARROW_K and B rows contiguous: one pass over each row of out
+    (the i-k-j loop would make k passes, each loading and storing the row)."""
+    k = A.shape[1]
+    b0, b1, b2, b3 = B[0], B[min(1, k - 1)], B[min(2, k - 1)], B[min(3, k - 1)]
+    for i in range(A.shape[0]):
+        o = out[i]
+        if k == 1:
+            a0 = A[i, 0]
+            for j in range(o.size):
+                o[j] = a0 * b0[j]
+        elif k == 2:
+            a0, a1 = A[i, 0], A[i, 1]
+            for j in range(o.size):
+                o[j] = a0 * b0[j] + a1 * b1[j]
+        elif k == 3:
+            a0, a1, a2 = A[i, 0], A[i, 1], A[i, 2]
+            for j in range(o.size):
+                o[j] = a0 * b0[j] + a1 * b1[j] + a2 * b2[j]
+        else:
+            a0, a1, a2, a3 = A[i, 0], A[i, 1], A[i, 2], A[i, 3]
+            for j in range(o.size):
+                o[j] = a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+
+
+# Reassociation lets LLVM split each dot product's sum over vector lanes (a sum in order
+# cannot vectorise); the results differ from BLAS's in the last bits, as any loop's do.
+_dot_jit = njit(cache=CACHE, fastmath=FASTMATH or {"contract", "reassoc"}, error_model="numpy")
+
+
+@_dot_jit
+def _narrow_n(A, B, out):
+    """out = A @ B for few columns n, A rows contiguous: B.T copied to the stack, then dot
+    products of four rows of A with each of its rows (each row of B.T loaded serves four)."""
+    m, k, n = A.shape[0], A.shape[1], B.shape[1]
+    BT = stack_matrix(out, n, k)
+    for p in range(k):
+        for j in range(n):
+            BT[j, p] = B[p, j]
+    zero, i = out.dtype.type(0), 0
+    while i + 4 <= m:
+        a0, a1, a2, a3 = A[i], A[i + 1], A[i + 2], A[i + 3]
+        for j in range(n):
+            b = BT[j]
+            c0 = c1 = c2 = c3 = zero
+            for p in range(k):
+                c0 += a0[p] * b[p]
+                c1 += a1[p] * b[p]
+                c2 += a2[p] * b[p]
+                c3 += a3[p] * b[p]
+            out[i, j], out[i + 1, j], out[i + 2, j], out[i + 3, j] = c0, c1, c2, c3
+        i += 4
+    for r in range(i, m):
+        for j in range(n):
+            c0 = zero
+            for p in range(k):
+                c0 += A[r, p] * BT[j, p]
+            out[r, j] = c0
+
+
+@_mm_jit
+def _narrow_n_transposed_a(AT, B, out):
+    """out = AT.T @ B for few columns n (AT (k, m) C-contiguous, as X in dW = X.T @ dZ):
+    rank-4 updates of out.T, held on the stack, whose rows are long and contiguous."""
+    outT = stack_matrix(out, out.shape[1], out.shape[0])
+    outT[:] = 0
+    k, p = AT.shape[0], 0
+    while p + 4 <= k:  # four rows of AT a pass: one load and store of out.T per four updates
+        a0, a1, a2, a3 = AT[p], AT[p + 1], AT[p + 2], AT[p + 3]
+        for j in range(outT.shape[0]):
+            b0, b1, b2, b3, o = B[p, j], B[p + 1, j], B[p + 2, j], B[p + 3, j], outT[j]
+            for i in range(o.size):
+                o[i] += b0 * a0[i] + b1 * a1[i] + b2 * a2[i] + b3 * a3[i]
+        p += 4
+    for q in range(p, k):
+        a = AT[q]
+        for j in range(outT.shape[0]):
+            b, o = B[q, j], outT[j]
+            for i in range(o.size):
+                o[i] += b * a[i]
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = outT[j, i]
+
+
 @jit
 def _gemm(A, B, out):
-    """The faster path for the shape: the loop for tiny products, and for small ones whose
-    inner loop runs along contiguous rows of B at least MIN_LOOP_COLUMNS long (so it
-    vectorises); BLAS otherwise (a transposed B, or few columns, leave the loop scalar)."""
-    n = B.shape[1]
-    size = A.shape[0] * A.shape[1] * n
-    if size < TINY_GEMM or (size < SMALL_GEMM and n >= MIN_LOOP_COLUMNS
-                            and B.flags.c_contiguous):
+    """The faster path for the shape (see TINY_GEMM and the figures above it)."""
+    m, k, n = A.shape[0], A.shape[1], B.shape[1]
+    size = m * k * n
+    if size < TINY_GEMM:
+        _gemm_loop(A, B, out)
+    elif size < NARROW_GEMM and k <= NARROW_K and n >= MIN_LOOP_COLUMNS and k * n <= STACK_ITEMS:
+        if B.flags.c_contiguous:
+            _narrow_k(A, B, out)
+        else:  # a transposed B (dX = dZ @ W.T): its k short rows, copied to the stack
+            rows = stack_matrix(out, k, n)
+            for p in range(k):
+                for j in range(n):
+                    rows[p, j] = B[p, j]
+            _narrow_k(A, rows, out)
+    elif size < NARROW_GEMM and n < MIN_LOOP_COLUMNS and max(m, k) * n <= STACK_ITEMS:
+        if A.flags.c_contiguous:
+            _narrow_n(A, B, out)
+        else:
+            _narrow_n_transposed_a(A.T, B, out)
+    elif size < SMALL_GEMM and n >= MIN_LOOP_COLUMNS and B.flags.c_contiguous:
         _gemm_loop(A, B, out)
     else:
         np.dot(A, B, out)
@@ -496,3 +608,34 @@ def network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
             loss += penalty(_weights(theta, layers[l])[0], coefs[L1_COEF], coefs[L2_COEF],
                             _weights(grad, layers[l])[0])
     return loss
+
+
+
+@jit
+def _update(optimizer, param, grad, state, s):
+    """The update kernel of ``optimizer`` with its scalars ``s`` (flags stored as 0 or 1)."""
+    if optimizer == SGD:
+        sgd_update(param, grad, state[0], s[0], s[1], s[2], s[3] != 0, s[4])
+    elif optimizer == RMSPROP:
+        rmsprop_update(param, grad, state, s[0], s[1], s[2], s[3], s[4] != 0, s[5])
+    elif optimizer == ADAM:
+        adam_update(param, grad, state, s[0], s[1], s[2], s[3], s[4], s[5], s[6] != 0)
+    else:
+        adagrad_update(param, grad, state[0], s[0], s[1], s[2])
+
+
+@jit
+def network_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state, scalars):
+    loss = network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs)
+    _update(optimizer, theta, grad, state, scalars)
+    return loss
+
+
+def specialise(kernel, args):
+    """``kernel`` compiled for the types of ``args``, to be called without Numba's per-call
+    type dispatch: 0.3 us of the 1.8 us an 11-argument ``network_train_step`` call takes at
+    the XOR size. Only for a caller whose arguments keep exactly these types (the model's
+    step binds its arrays once); anything else must call ``kernel`` itself."""
+    if not hasattr(kernel, "compile"):  # NUMBA_DISABLE_JIT: a plain Python function
+        return kernel
+    return kernel.compile(tuple(numba.typeof(a) for a in args))

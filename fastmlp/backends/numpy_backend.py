@@ -161,3 +161,4 @@ def adagrad_update(param, grad, state_sum, clr, eps, weight_decay):
 _this = sys.modules[__name__]
 output_loss = compose.make_output_loss(_this)
 network_forward, network_loss_and_grads = compose.make_network_kernels(_this)
+network_train_step = compose.make_train_step(_this)

@@ -102,8 +102,8 @@ def _backend_table(status):
 
 def _speed_md(df, names, status, figures):
     out = ["## Training steps\n",
-           "Median time per step (one `model.make_step(X, y, optimizer)()` call: one network "
-           "kernel call and one optimizer kernel call):\n",
+           "Median time per step (one `model.make_step(X, y, optimizer)()` call: one "
+           "`network_train_step` kernel call):\n",
            tables.markdown(tables.wide(df, names, status, groups=["step"], fmt=tables.seconds)),
            "\nSpeedup over `numpy` (median / median):\n",
            tables.markdown(tables.wide(df, names, status, "x_numpy", ["step"], tables.ratio)),
