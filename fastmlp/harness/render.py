@@ -133,11 +133,11 @@ def _speed_md(df, names, status, figures):
            "\n## Spread\n",
            "Interquartile range of the per-call time, as a percentage of the median:\n",
            tables.markdown(_spread(df, names, status)),
-           "\n## First call in this process\n",
-           "Time of the very first call of each case (includes Numba's compile of that "
-           "signature when its on-disk cache is cold), separate from the steady-state "
-           "median above:\n",
-           tables.markdown(tables.wide(df, names, status, "first_call_s", ["step"],
+           "\n## First use in this process\n",
+           "Time to set up each case (for a step, `make_step`: checks, workspace and, for "
+           "Numba, binding the compiled kernel, which compiles it when its disk cache is "
+           "cold) plus its very first call, apart from the steady-state median above:\n",
+           tables.markdown(tables.wide(df, names, status, "first_use_s", ["step"],
                                        tables.seconds))]
     return "\n".join(out)
 
@@ -155,8 +155,9 @@ def _cold_md(cold):
                                for k, v in r.items()}) for b, r in cold.items()]
     table = pd.DataFrame(rows).fillna("")
     return ("\n## Cold start (fresh process)\n\nSpiral 2-100-3 b300 f32 Adam step in a new "
-            "Python process with an empty `NUMBA_CACHE_DIR`: import, first call (for Numba, the "
-            "JIT compile of every kernel the step uses), second call, steady-state median. The "
+            "Python process with an empty `NUMBA_CACHE_DIR`: import, `make_step` (for Numba, "
+            "the JIT compile of every kernel the step uses), first call, second call, "
+            "steady-state median. The "
             "warm-cache row is a new process loading the kernels this report compiled from "
             "Numba's disk cache, as every run after the first does.\n\n"
             + tables.markdown(table) + "\n")

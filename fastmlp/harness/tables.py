@@ -14,9 +14,10 @@ REFERENCE, NAIVE = "numpy", "python"
 def frame(rows):
     """All rows as a DataFrame with GFLOP/s, fraction of peak and speedups added."""
     df = pd.DataFrame(rows)
-    for column in ("median_s", "q1_s", "q3_s", "iqr_s", "min_s", "first_call_s"):
+    for column in ("median_s", "q1_s", "q3_s", "iqr_s", "min_s", "first_call_s", "setup_s"):
         if column not in df:
             df[column] = np.nan
+    df["first_use_s"] = df["setup_s"] + df["first_call_s"]
     df["gflops"] = df["flops"] / df["median_s"] / 1e9
     peak = gemm_peak(df)
     df["peak_fraction"] = df["gflops"] / peak if peak else np.nan
