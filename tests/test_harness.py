@@ -222,3 +222,23 @@ def test_mnist_convergence_runs_when_the_files_are_there(tmp_path, monkeypatch, 
     else:
         assert "no MNIST files" in adam["not_run"] and "nowhere" in adam["not_run"]
         assert "not_run" in dropout
+
+
+def test_repeated_targets_take_the_median_and_show_the_range():
+    def run(seconds):
+        rows = [dict(key="step/xor/2-2-1 b4 adam/f32", group="step", name="xor", size="",
+                     dtype="float32", x=0, flops=1.0, backend=b, status="ok", median_s=t)
+                for b, t in (("numpy", 1.0), ("newcomer", seconds))]
+        return tables.targets(tables.frame(rows), {"numpy": (True, ""), "newcomer": (True, "")})
+
+    result = tables.repeated_targets([run(1 / 20), run(1 / 40), run(1 / 35)])
+    xor = result[result.target.str.startswith("XOR")].iloc[0]
+    assert xor.value == pytest.approx(35) and xor.verdict == "PASS"
+    assert "range 20x-40x over 3 runs" in xor.line
+    assert result[result.target.str.startswith("spiral")].verdict.iloc[0] == "not measured"
+
+
+def test_targets_command_rejects_a_bad_repeat(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["targets", "--repeat", "0"])
+    assert "whole number >= 1" in capsys.readouterr().err

@@ -123,6 +123,27 @@ def targets(df, status):
     return pd.DataFrame(rows)
 
 
+def repeated_targets(runs):
+    """``targets`` measured several times: the median ratio, its range and the verdict of
+    the median, one row per backend and target."""
+    both = pd.concat(runs)
+    rows = []
+    for (backend, label), group in both.groupby(["backend", "target"], sort=False):
+        values = group["value"].dropna()
+        goal = group["goal"].iloc[0]
+        value = float(values.median()) if len(values) else None
+        op, bound = goal.split()
+        passed = None if value is None else (value >= float(bound) if op == ">=" else
+                                             value <= float(bound))
+        verdict = "not measured" if passed is None else ("PASS" if passed else "FAIL")
+        spread = (f", range {ratio(values.min())}-{ratio(values.max())} over {len(values)} runs"
+                  if len(values) > 1 else "")
+        rows.append(dict(backend=backend, target=label, value=value, goal=goal,
+                         verdict=verdict, line=f"{backend}: {label} = {ratio(value)} (median"
+                                               f"{spread}; target {goal}): {verdict}"))
+    return pd.DataFrame(rows)
+
+
 def side_by_side(df, status):
     """Compiled backends' times per case, and the ratio of each to the first one."""
     ok = df[(df.status == "ok") & df.backend.isin(compiled(status))]
