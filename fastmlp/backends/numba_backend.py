@@ -610,7 +610,6 @@ def network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
     return loss
 
 
-
 @jit
 def _update(optimizer, param, grad, state, s):
     """The update kernel of ``optimizer`` with its scalars ``s`` (flags stored as 0 or 1)."""

@@ -113,35 +113,31 @@ def targets(df, status):
     for backend in compiled(status):
         for label, num_key, num_b, den_key, den_b, goal, op in TARGETS:
             num, den = _median(df, num_key, num_b or backend), _median(df, den_key, den_b or backend)
-            value = num / den if num and den else None
-            passed = None if value is None else (value >= goal if op == ">=" else value <= goal)
-            verdict = "not measured" if passed is None else ("PASS" if passed else "FAIL")
-            rows.append(dict(backend=backend, target=label, value=value, goal=f"{op} {goal:g}",
-                             verdict=verdict,
-                             line=f"{backend}: {label} = {ratio(value)} (target {op} {goal:g}): "
-                                  f"{verdict}"))
+            rows.append(_target_row(backend, label, num / den if num and den else None, op, goal))
     return pd.DataFrame(rows)
 
 
 def repeated_targets(runs):
     """``targets`` measured several times: the median ratio, its range and the verdict of
     the median, one row per backend and target."""
-    both = pd.concat(runs)
     rows = []
-    for (backend, label), group in both.groupby(["backend", "target"], sort=False):
+    for (backend, label), group in pd.concat(runs).groupby(["backend", "target"], sort=False):
         values = group["value"].dropna()
-        goal = group["goal"].iloc[0]
-        value = float(values.median()) if len(values) else None
-        op, bound = goal.split()
-        passed = None if value is None else (value >= float(bound) if op == ">=" else
-                                             value <= float(bound))
-        verdict = "not measured" if passed is None else ("PASS" if passed else "FAIL")
         spread = (f", range {ratio(values.min())}-{ratio(values.max())} over {len(values)} runs"
                   if len(values) > 1 else "")
-        rows.append(dict(backend=backend, target=label, value=value, goal=goal,
-                         verdict=verdict, line=f"{backend}: {label} = {ratio(value)} (median"
-                                               f"{spread}; target {goal}): {verdict}"))
+        rows.append(_target_row(backend, label, float(values.median()) if len(values) else None,
+                                group["op"].iloc[0], group["bound"].iloc[0], f"median{spread}; "))
     return pd.DataFrame(rows)
+
+
+def _target_row(backend, label, value, op, bound, how=""):
+    """A target's row: its ratio ``value`` (None: not measured) against ``op bound``."""
+    passed = None if value is None else (value >= bound if op == ">=" else value <= bound)
+    verdict = "not measured" if passed is None else ("PASS" if passed else "FAIL")
+    goal = f"{op} {bound:g}"
+    return dict(backend=backend, target=label, value=value, op=op, bound=bound, goal=goal,
+                verdict=verdict,
+                line=f"{backend}: {label} = {ratio(value)} ({how}target {goal}): {verdict}")
 
 
 def side_by_side(df, status):
