@@ -1,4 +1,5 @@
-"""Cheap C-contiguous views for the Numba kernels, and a small scratch matrix on the stack.
+"""Cheap C-contiguous views for the Numba kernels, a small scratch matrix on the stack, and
+a power of two built from its exponent bits (what a vectorised exp needs).
 
 Numba's ``reshape`` calls a general C helper that works out strides for any
 layout: 40-50 ns a call, measured in a compiled loop. The network kernels take
@@ -7,6 +8,7 @@ the kernels they call at the XOR size. These views of contiguous arrays are a
 struct fill (~1 ns). Under ``NUMBA_DISABLE_JIT=1`` they are plain ``reshape``.
 """
 import numpy as np
+from llvmlite import ir
 from numba import config, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -86,7 +88,27 @@ def _stack_matrix(typingctx, like, rows, cols):
     return signature, codegen
 
 
+@intrinsic
+def _pow2(typingctx, n):
+    if n not in (types.float32, types.float64):
+        return None
+    bits, mantissa, bias = (32, 23, 127) if n == types.float32 else (64, 52, 1023)
+
+    def codegen(context, builder, signature, args):
+        integer = ir.IntType(bits)
+        exponent = builder.add(builder.fptosi(args[0], integer), ir.Constant(integer, bias))
+        field = builder.shl(exponent, ir.Constant(integer, mantissa))
+        return builder.bitcast(field, context.get_value_type(n))
+
+    return n(n), codegen
+
+
 if config.DISABLE_JIT:
+    def pow2(n):
+        """2 ** n for an integral float n in the normal exponent range of its own type."""
+        return type(n)(2.0 ** int(n))
+
+
     def stack_matrix(like, rows, cols):
         """A (rows, cols) scratch matrix of ``like``'s dtype, rows * cols <= STACK_ITEMS."""
         return np.empty((rows, cols), like.dtype)
@@ -99,4 +121,4 @@ if config.DISABLE_JIT:
         """A C-contiguous array as a 1-D view."""
         return array.reshape(-1)
 else:
-    matrix_view, flat_view, stack_matrix = _matrix_view, _flat_view, _stack_matrix
+    matrix_view, flat_view, stack_matrix, pow2 = _matrix_view, _flat_view, _stack_matrix, _pow2
