@@ -210,17 +210,26 @@ def test_short_fit_agrees(backend, dtype):
     np.testing.assert_allclose(runs[backend.name], runs["numpy"], **tolerance(dtype))
 
 
-def test_network_kernel_matches_per_kernel_composition(backend):
-    """A backend's own network kernel agrees with compose's chain of its kernels."""
+#: (layer sizes, samples): small, and with every narrow inner dimension (1 to 4) at sizes
+#: where the compiled backends fuse bias and ReLU into the forward product and ReLU's
+#: derivative into the backward dX product.
+NETWORK_SHAPES = [([4, 6, 5, 3], N_SAMPLES), ([3, 40, 4], 64), ([1, 24, 2, 9], 50)]
+
+
+@pytest.mark.parametrize("hidden", [contract.RELU, contract.TANH], ids=["relu", "tanh"])
+@pytest.mark.parametrize("sizes, n", NETWORK_SHAPES, ids=lambda v: "-".join(map(str, v))
+                         if isinstance(v, list) else f"n{v}")
+def test_network_kernel_matches_per_kernel_composition(backend, sizes, n, hidden):
+    """A backend's own network kernel agrees with compose's chain of its kernels, dropout on."""
     from fastmlp.backends import compose
 
     _, composed = compose.make_network_kernels(backend.raw)
-    plan = layout.plan([4, 6, 5, 3], N_SAMPLES, dropout=0.3, training=True)
+    plan = layout.plan(sizes, n, dropout=0.3, training=True)
     rng = np.random.default_rng(0)
-    X, theta = rng.normal(size=(N_SAMPLES, 4)), rng.normal(size=plan.theta_size)
-    Y = np.eye(3)[rng.integers(0, 3, N_SAMPLES)]
+    X, theta = rng.normal(size=(n, sizes[0])), rng.normal(size=plan.theta_size)
+    Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], n)]
     work = rng.random(plan.work_size)  # the U regions hold the dropout uniforms
-    spec = np.array([contract.TANH, contract.SOFTMAX, contract.CROSS_ENTROPY])
+    spec = np.array([hidden, contract.SOFTMAX, contract.CROSS_ENTROPY])
     coefs = np.array([0.3, 0.01, 0.02])
     results = []
     for kernel in (backend.network_loss_and_grads, composed):

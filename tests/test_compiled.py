@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fastmlp import MLP, datasets, optim
+from fastmlp.backends import contract
 
 
 @pytest.mark.parametrize("optimizer", [optim.RMSprop(lr=1e-3), optim.Adam(),
@@ -52,15 +53,18 @@ NARROW = [(300, 2, 100), (300, 100, 3), (300, 3, 100), (301, 1, 9), (7, 4, 300),
           (5, 640, 7), (1000, 4, 8), (45, 45, 45)]
 
 
+@pytest.mark.parametrize("act", [contract.IDENTITY, contract.RELU], ids=["identity", "relu"])
 @pytest.mark.parametrize("shape", NARROW, ids=lambda s: "x".join(map(str, s)))
-def test_linear_kernels_agree_with_numpy_on_narrow_shapes(compiled_backend, shape, dtype):
+def test_linear_kernels_agree_with_numpy_on_narrow_shapes(compiled_backend, shape, act, dtype):
     n, i, o = shape
     rng = np.random.default_rng(n + i + o)
     X, W, b, dZ = (rng.normal(size=s).astype(dtype) for s in [(n, i), (i, o), (o,), (n, o)])
-    out = compiled_backend.linear_forward(X, W, b, 0, np.full((n, o), np.nan, dtype))
+    out = compiled_backend.linear_forward(X, W, b, act, np.full((n, o), np.nan, dtype))
+    Z = X @ W + b
     dW, db, dX = compiled_backend.linear_backward(X, W, dZ, np.full((i, o), np.nan, dtype),
                                                   np.full(o, np.nan, dtype),
                                                   np.full((n, i), np.nan, dtype))
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
-    for got, want in [(out, X @ W + b), (dW, X.T @ dZ), (db, dZ.sum(axis=0)), (dX, dZ @ W.T)]:
+    for got, want in [(out, Z if act == contract.IDENTITY else np.maximum(Z, 0)), (dW, X.T @ dZ),
+                      (db, dZ.sum(axis=0)), (dX, dZ @ W.T)]:
         np.testing.assert_allclose(got, want, **tol)

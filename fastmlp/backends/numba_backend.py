@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 import numba
-from numba import njit, prange
+from numba import literally, njit, prange
 
 from fastmlp.backends._numba_views import STACK_ITEMS, flat_view, matrix_view, pow2, stack_matrix
 from fastmlp.backends.contract import (A, ADAM, B, CROSS_ENTROPY, DROPOUT, DZ, FAN_IN, FAN_OUT,
@@ -145,29 +145,73 @@ def matmul_blocked(A, B, out):
 
 
 @_mm_jit
-def _narrow_k(A, B, out):
-    """out = A @ B for k <= NARROW_K and B rows contiguous: one pass over each row of out
-    (the i-k-j loop would make k passes, each loading and storing the row)."""
-    k = A.shape[1]
-    b0, b1, b2, b3 = B[0], B[min(1, k - 1)], B[min(2, k - 1)], B[min(3, k - 1)]
+def _terms(k, a, b, j):
+    """sum over q < k of a[q] * b[q][j], in order (k a compile-time constant: no loop)."""
+    v = a[0] * b[0][j]
+    if k > 1:
+        v += a[1] * b[1][j]
+    if k > 2:
+        v += a[2] * b[2][j]
+    if k > 3:
+        v += a[3] * b[3][j]
+    return v
+
+
+@_mm_jit
+def _narrow_k_fixed(A, B, out, bias, relu, gate, k):
+    """``_narrow_k`` compiled for one k (``literally``: each k gets its own loop, with no
+    branch or zero term in it; B's rows contiguous)."""
+    literally(k)
+    zero = out.dtype.type(0)
+    b = (B[0], B[min(1, k - 1)], B[min(2, k - 1)], B[min(3, k - 1)])
     for i in range(A.shape[0]):
         o = out[i]
-        if k == 1:
-            a0 = A[i, 0]
+        a = (A[i, 0], A[i, min(1, k - 1)], A[i, min(2, k - 1)], A[i, min(3, k - 1)])
+        if gate is not None:
+            g = gate[i]
             for j in range(o.size):
-                o[j] = a0 * b0[j]
-        elif k == 2:
-            a0, a1 = A[i, 0], A[i, 1]
+                v = _terms(k, a, b, j)
+                o[j] = v if g[j] > 0 else zero
+        elif relu:
             for j in range(o.size):
-                o[j] = a0 * b0[j] + a1 * b1[j]
-        elif k == 3:
-            a0, a1, a2 = A[i, 0], A[i, 1], A[i, 2]
-            for j in range(o.size):
-                o[j] = a0 * b0[j] + a1 * b1[j] + a2 * b2[j]
+                v = _terms(k, a, b, j)
+                if bias is not None:
+                    v += bias[j]
+                o[j] = v if v > 0 else zero
         else:
-            a0, a1, a2, a3 = A[i, 0], A[i, 1], A[i, 2], A[i, 3]
             for j in range(o.size):
-                o[j] = a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+                v = _terms(k, a, b, j)
+                if bias is not None:
+                    v += bias[j]
+                o[j] = v
+
+
+@_mm_jit
+def _narrow_k(A, B, out, bias, relu, gate):
+    """out = A @ B (+ bias) for k <= NARROW_K, one pass over each row of out (the i-k-j loop
+    makes k passes, each loading and storing the row). In the same pass, ReLU if ``relu``
+    (a forward layer), or, given a ``gate`` (a ReLU output), the mask of ReLU's derivative
+    (a backward dX). Against a separate pass, at 300x2x100 float32 with bias and ReLU: 3.9 us
+    vs 5.4; at 300x3x100 with ReLU's derivative: 4.6 vs 7.2."""
+    if B.flags.c_contiguous:
+        _narrow_k_rows(A, B, out, bias, relu, gate)
+    else:  # a transposed B (dX = dZ @ W.T): its k short rows, copied to the stack
+        rows = stack_matrix(out, B.shape[0], B.shape[1])
+        rows[:] = B
+        _narrow_k_rows(A, rows, out, bias, relu, gate)
+
+
+@_mm_jit
+def _narrow_k_rows(A, B, out, bias, relu, gate):
+    k = A.shape[1]
+    if k == 1:
+        _narrow_k_fixed(A, B, out, bias, relu, gate, 1)
+    elif k == 2:
+        _narrow_k_fixed(A, B, out, bias, relu, gate, 2)
+    elif k == 3:
+        _narrow_k_fixed(A, B, out, bias, relu, gate, 3)
+    else:
+        _narrow_k_fixed(A, B, out, bias, relu, gate, 4)
 
 
 # Reassociation lets LLVM split each dot product's sum over vector lanes (a sum in order
@@ -231,21 +275,21 @@ def _narrow_n_transposed_a(AT, B, out):
 
 
 @jit
+def _is_narrow_k(m, k, n):
+    """Whether ``_narrow_k`` is the path for an (m, k) @ (k, n) product."""
+    return TINY_GEMM <= m * k * n < NARROW_GEMM and k <= NARROW_K and n >= MIN_LOOP_COLUMNS \
+        and k * n <= STACK_ITEMS
+
+
+@jit
 def _gemm(A, B, out):
     """The faster path for the shape (see TINY_GEMM and the figures above it)."""
     m, k, n = A.shape[0], A.shape[1], B.shape[1]
     size = m * k * n
     if size < TINY_GEMM:
         _gemm_loop(A, B, out)
-    elif size < NARROW_GEMM and k <= NARROW_K and n >= MIN_LOOP_COLUMNS and k * n <= STACK_ITEMS:
-        if B.flags.c_contiguous:
-            _narrow_k(A, B, out)
-        else:  # a transposed B (dX = dZ @ W.T): its k short rows, copied to the stack
-            rows = stack_matrix(out, k, n)
-            for p in range(k):
-                for j in range(n):
-                    rows[p, j] = B[p, j]
-            _narrow_k(A, rows, out)
+    elif _is_narrow_k(m, k, n):
+        _narrow_k(A, B, out, None, False, None)
     elif size < NARROW_GEMM and n < MIN_LOOP_COLUMNS and max(m, k) * n <= STACK_ITEMS:
         if A.flags.c_contiguous:
             _narrow_n(A, B, out)
@@ -368,19 +412,35 @@ def activation_backward(act, A, dA, out):
 
 @jit
 def linear_forward(X, W, b, act, out):
+    if act == RELU and _is_narrow_k(X.shape[0], X.shape[1], W.shape[1]):
+        _narrow_k(X, W, out, b, True, None)  # product, bias and ReLU in one pass
+        return
     _gemm(X, W, out)
     _bias_activation(out, b, act)
 
 
 @jit
-def linear_backward(X, W, dZ, dW, db, dX):
+def _linear_backward(X, W, dZ, dW, db, dX, relu_out):
+    """linear_backward; given ``relu_out`` (the ReLU output that fed this layer), dX also
+    gets ReLU's derivative, in the product's pass where the shape allows."""
     _gemm(X.T, dZ, dW)
     db[:] = 0
     for i in range(dZ.shape[0]):
         for j in range(dZ.shape[1]):
             db[j] += dZ[i, j]
-    if dX is not None:
-        _gemm(dZ, W.T, dX)
+    if dX is None:
+        return
+    if relu_out is not None and _is_narrow_k(dZ.shape[0], dZ.shape[1], W.shape[0]):
+        _narrow_k(dZ, W.T, dX, None, False, relu_out)
+        return
+    _gemm(dZ, W.T, dX)
+    if relu_out is not None:
+        activation_backward(RELU, relu_out, dX, dX)
+
+
+@jit
+def linear_backward(X, W, dZ, dW, db, dX):
+    _linear_backward(X, W, dZ, dW, db, dX, None)
 
 
 # ---------------------------------------------------------------- losses
@@ -633,11 +693,18 @@ def network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
             linear_backward(X, Wl, dZl, dWl, dbl, None)
             continue
         prev = layers[l - 1]
-        d_inp = _block(work, prev[DZ], n, row[FAN_IN])
-        linear_backward(_block(work, prev[OUT], n, row[FAN_IN]), Wl, dZl, dWl, dbl, d_inp)
+        inp, d_inp = _block(work, prev[OUT], n, row[FAN_IN]), _block(work, prev[DZ], n, row[FAN_IN])
+        prev_act = _block(work, prev[A], n, row[FAN_IN])
+        # ReLU's and dropout's masks commute exactly (each keeps an entry or zeroes it, and
+        # dropout's scaling of a zero is zero), so ReLU's derivative may come first, fused.
+        if hidden_act == RELU:
+            _linear_backward(inp, Wl, dZl, dWl, dbl, d_inp, prev_act)
+        else:
+            _linear_backward(inp, Wl, dZl, dWl, dbl, d_inp, None)
         if prev[U] >= 0:
             dropout_apply(d_inp, _block(work, prev[U], n, row[FAN_IN]), dropout, d_inp)
-        activation_backward(hidden_act, _block(work, prev[A], n, row[FAN_IN]), d_inp, d_inp)
+        if hidden_act != RELU:
+            activation_backward(hidden_act, prev_act, d_inp, d_inp)
     if coefs[L1_COEF] != 0 or coefs[L2_COEF] != 0:
         for l in range(layers.shape[0]):
             loss += penalty(_weights(theta, layers[l])[0], coefs[L1_COEF], coefs[L2_COEF],
