@@ -214,6 +214,60 @@ def _narrow_k_rows(A, B, out, bias, relu, gate):
         _narrow_k_fixed(A, B, out, bias, relu, gate, 4)
 
 
+@_mm_jit
+def _column4(X, i, q):
+    return X[i, q], X[i + 1, q], X[i + 2, q], X[i + 3, q]
+
+
+@_mm_jit
+def _weight_grads_fixed(X, dZ, dW, db, k):
+    """``_weight_grads`` for one fan-in k <= 4 (a literal, as in ``_narrow_k_fixed``)."""
+    literally(k)
+    sums = stack_matrix(dW, k + 1, dW.shape[1])  # on the stack: LLVM knows dZ is elsewhere
+    sums[:] = 0
+    g, db_sum = (sums[0], sums[min(1, k - 1)], sums[min(2, k - 1)], sums[min(3, k - 1)]), sums[k]
+    m, i = X.shape[0], 0
+    while i + 4 <= m:  # four rows of dZ a pass: one load and store of each sum per four
+        z = (dZ[i], dZ[i + 1], dZ[i + 2], dZ[i + 3])
+        x0, x1, x2, x3 = (_column4(X, i, 0), _column4(X, i, min(1, k - 1)),
+                          _column4(X, i, min(2, k - 1)), _column4(X, i, min(3, k - 1)))
+        for j in range(dZ.shape[1]):
+            db_sum[j] += (z[0][j] + z[1][j]) + (z[2][j] + z[3][j])
+            g[0][j] += _terms(4, x0, z, j)
+            if k > 1:
+                g[1][j] += _terms(4, x1, z, j)
+            if k > 2:
+                g[2][j] += _terms(4, x2, z, j)
+            if k > 3:
+                g[3][j] += _terms(4, x3, z, j)
+        i += 4
+    for r in range(i, m):
+        for j in range(dZ.shape[1]):
+            db_sum[j] += dZ[r, j]
+            for q in range(k):
+                sums[q, j] += X[r, q] * dZ[r, j]
+    dW[:] = sums[:k]
+    db[:] = db_sum
+
+
+@_mm_jit
+def _weight_grads(X, dZ, dW, db):
+    """dW = X.T @ dZ and db = dZ's column sums for a narrow X (fan-in <= NARROW_K), in one
+    pass over dZ. At 301 rows x 100 float32, fan-in 2: 3.5 us against 6.2 for the i-k-j
+    product (two passes) and the sums (one more); fan-in 3: 4.8 against 29 (np.dot). The
+    sums accumulate on the stack: into dW's rows, LLVM could not rule out that they overlap
+    dZ, and the loop did not vectorise (18.7 us)."""
+    k = X.shape[1]
+    if k == 1:
+        _weight_grads_fixed(X, dZ, dW, db, 1)
+    elif k == 2:
+        _weight_grads_fixed(X, dZ, dW, db, 2)
+    elif k == 3:
+        _weight_grads_fixed(X, dZ, dW, db, 3)
+    else:
+        _weight_grads_fixed(X, dZ, dW, db, 4)
+
+
 # Reassociation lets LLVM split each dot product's sum over vector lanes (a sum in order
 # cannot vectorise); the results differ from BLAS's in the last bits, as any loop's do.
 _dot_jit = njit(cache=CACHE, fastmath=FASTMATH or {"contract", "reassoc"}, error_model="numpy")
@@ -276,9 +330,10 @@ def _narrow_n_transposed_a(AT, B, out):
 
 @jit
 def _is_narrow_k(m, k, n):
-    """Whether ``_narrow_k`` is the path for an (m, k) @ (k, n) product."""
+    """Whether ``_narrow_k`` is the path for an (m, k) @ (k, n) product (and
+    ``_weight_grads`` for an (k, m) @ (m, n) one: its k + 1 sums of n live on the stack)."""
     return TINY_GEMM <= m * k * n < NARROW_GEMM and k <= NARROW_K and n >= MIN_LOOP_COLUMNS \
-        and k * n <= STACK_ITEMS
+        and (NARROW_K + 1) * n <= STACK_ITEMS
 
 
 @jit
@@ -423,11 +478,14 @@ def linear_forward(X, W, b, act, out):
 def _linear_backward(X, W, dZ, dW, db, dX, relu_out):
     """linear_backward; given ``relu_out`` (the ReLU output that fed this layer), dX also
     gets ReLU's derivative, in the product's pass where the shape allows."""
-    _gemm(X.T, dZ, dW)
-    db[:] = 0
-    for i in range(dZ.shape[0]):
-        for j in range(dZ.shape[1]):
-            db[j] += dZ[i, j]
+    if _is_narrow_k(dZ.shape[0], X.shape[1], dZ.shape[1]):  # a narrow X: dW has few rows
+        _weight_grads(X, dZ, dW, db)
+    else:
+        _gemm(X.T, dZ, dW)
+        db[:] = 0
+        for i in range(dZ.shape[0]):
+            for j in range(dZ.shape[1]):
+                db[j] += dZ[i, j]
     if dX is None:
         return
     if relu_out is not None and _is_narrow_k(dZ.shape[0], dZ.shape[1], W.shape[0]):
