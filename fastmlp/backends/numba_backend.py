@@ -197,7 +197,9 @@ def _narrow_k(A, B, out, bias, relu, gate):
         _narrow_k_rows(A, B, out, bias, relu, gate)
     else:  # a transposed B (dX = dZ @ W.T): its k short rows, copied to the stack
         rows = stack_matrix(out, B.shape[0], B.shape[1])
-        rows[:] = B
+        for p in range(B.shape[0]):
+            for j in range(B.shape[1]):
+                rows[p, j] = B[p, j]
         _narrow_k_rows(A, rows, out, bias, relu, gate)
 
 
