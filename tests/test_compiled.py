@@ -64,3 +64,19 @@ def test_linear_kernels_agree_with_numpy_on_narrow_shapes(compiled_backend, shap
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
     for got, want in [(out, X @ W + b), (dW, X.T @ dZ), (db, dZ.sum(axis=0)), (dX, dZ @ W.T)]:
         np.testing.assert_allclose(got, want, **tol)
+
+
+@pytest.mark.parametrize("fan_in", [1, 2, 3, 4])
+@pytest.mark.parametrize("act", ["identity", "relu", "sigmoid", "tanh", "softmax"])
+def test_linear_forward_on_narrow_inputs_agrees_with_numpy(compiled_backend, reference, fan_in,
+                                                           act, dtype):
+    """Few inputs: the product loop adds the bias (and takes the relu) in its own pass."""
+    from fastmlp.backends import contract
+
+    rng = np.random.default_rng(fan_in)
+    X, W, b = (rng.normal(size=s).astype(dtype) for s in [(300, fan_in), (fan_in, 100), (100,)])
+    code = contract.ACTIVATIONS.index(act)
+    got = compiled_backend.linear_forward(X, W, b, code, np.full((300, 100), np.nan, dtype))
+    want = reference.linear_forward(X, W, b, code, np.empty((300, 100), dtype))
+    tol = dict(rtol=1e-4, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got, want, **tol)

@@ -45,36 +45,65 @@ cdef inline floating element(const floating* M, int ld, bint trans, int r, int c
     return M[c * ld + r] if trans else M[r * ld + c]
 
 
-cdef void narrow_k(bint trans_a, int m, int n, int k, const floating* A, int lda,
-                   const floating* B, floating* C) noexcept nogil:
-    """C = op(A) @ B for k <= NARROW_K, B (k, n) contiguous: one pass over each row of C."""
-    cdef int i, j
-    cdef floating a0, a1, a2, a3
-    cdef floating* c
+cdef enum:  # what narrow_k does to each entry of its product
+    AS_IS, ADD_BIAS, ADD_BIAS_RELU
+
+
+cdef inline floating finish(floating v, const floating* bias, int j, int epilogue) noexcept nogil:
+    if epilogue == AS_IS:
+        return v
+    v = v + bias[j]
+    return (v if v > 0 else 0) if epilogue == ADD_BIAS_RELU else v
+
+
+cdef inline void narrow_k_row(int n, int k, const floating* a, const floating* B,
+                              const floating* bias, int epilogue, floating* c) noexcept nogil:
+    """c = a @ B (k <= NARROW_K entries of a, B (k, n) contiguous), finished by epilogue;
+    inlined with a constant epilogue, so that each kind is its own vectorised loop."""
+    cdef int j
     cdef const floating* b0 = B
     cdef const floating* b1 = B + min(1, k - 1) * n
     cdef const floating* b2 = B + min(2, k - 1) * n
     cdef const floating* b3 = B + min(3, k - 1) * n
-    for i in range(m):
-        c = C + i * n
-        a0 = element(A, lda, trans_a, i, 0)
-        if k == 1:
-            for j in range(n):
-                c[j] = a0 * b0[j]
-            continue
-        a1 = element(A, lda, trans_a, i, 1)
-        if k == 2:
-            for j in range(n):
-                c[j] = a0 * b0[j] + a1 * b1[j]
-            continue
-        a2 = element(A, lda, trans_a, i, 2)
-        if k == 3:
-            for j in range(n):
-                c[j] = a0 * b0[j] + a1 * b1[j] + a2 * b2[j]
-            continue
-        a3 = element(A, lda, trans_a, i, 3)
+    cdef floating a0 = a[0], a1 = a[min(1, k - 1)], a2 = a[min(2, k - 1)], a3 = a[min(3, k - 1)]
+    if k == 1:
         for j in range(n):
-            c[j] = a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+            c[j] = finish(a0 * b0[j], bias, j, epilogue)
+    elif k == 2:
+        for j in range(n):
+            c[j] = finish(a0 * b0[j] + a1 * b1[j], bias, j, epilogue)
+    elif k == 3:
+        for j in range(n):
+            c[j] = finish(a0 * b0[j] + a1 * b1[j] + a2 * b2[j], bias, j, epilogue)
+    else:
+        for j in range(n):
+            c[j] = finish(a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j], bias, j, epilogue)
+
+
+cdef void narrow_k(bint trans_a, int m, int n, int k, const floating* A, int lda,
+                   const floating* B, floating* C, const floating* bias,
+                   int epilogue) noexcept nogil:
+    """C = op(A) @ B for k <= NARROW_K, B (k, n) contiguous, then + bias and relu as epilogue
+    says: one pass over each row of C. A layer's product, bias and relu in one pass, at
+    X @ W1 + b1 300x2x100 float32: 3.x us (5.7 us as a product pass, then a bias-relu pass)."""
+    cdef int i, p
+    cdef floating a[NARROW_K]
+    for i in range(m):
+        for p in range(k):
+            a[p] = element(A, lda, trans_a, i, p)
+        if epilogue == ADD_BIAS_RELU:
+            narrow_k_row(n, k, a, B, bias, ADD_BIAS_RELU, C + i * n)
+        elif epilogue == ADD_BIAS:
+            narrow_k_row(n, k, a, B, bias, ADD_BIAS, C + i * n)
+        else:
+            narrow_k_row(n, k, a, B, bias, AS_IS, C + i * n)
+
+
+cdef inline bint takes_narrow_k(int m, int n, int k) noexcept nogil:
+    """Whether gemm computes this shape by narrow_k."""
+    cdef long long size = <long long>m * n * k
+    return (TINY_GEMM <= size < NARROW_GEMM and k <= NARROW_K and n >= MIN_LOOP_COLUMNS
+            and k * n <= STACK_ITEMS)
 
 
 # Dot products of two rows of A with four rows of B.T at once (A @ B for few columns of B):
@@ -214,13 +243,13 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* 
     cdef floating rows[STACK_ITEMS]
     cdef long long size = <long long>m * n * k
     if TINY_GEMM <= size < NARROW_GEMM:
-        if k <= NARROW_K and n >= MIN_LOOP_COLUMNS and k * n <= STACK_ITEMS:
+        if takes_narrow_k(m, n, k):
             if trans_b:  # dX = dZ @ W.T: W.T's k short rows, copied to the stack
                 for p in range(k):
                     for j in range(n):
                         rows[p * n + j] = B[j * ldb + p]
                 B = rows
-            narrow_k(trans_a, m, n, k, A, lda, B, C)
+            narrow_k(trans_a, m, n, k, A, lda, B, C, <floating*>NULL, AS_IS)
             return
         if n < MIN_LOOP_COLUMNS and trans_a and m * n <= STACK_ITEMS:
             narrow_n_transposed_a(m, n, k, A, lda, B, ldb, trans_b, C)
@@ -500,6 +529,10 @@ def activation_backward(int act, const floating[:, ::1] A, const floating[:, ::1
 
 cdef void linear_forward_c(const floating* X, const floating* W, const floating* b, int n,
                            int fan_in, int fan_out, int act, floating* out) noexcept nogil:
+    if takes_narrow_k(n, fan_out, fan_in) and (act == RELU or act == IDENTITY):
+        narrow_k(False, n, fan_out, fan_in, X, fan_in, W, out, b,
+                 ADD_BIAS_RELU if act == RELU else ADD_BIAS)
+        return
     gemm(False, False, n, fan_out, fan_in, X, fan_in, W, fan_out, out)
     bias_activation(out, b, n, fan_out, act)  # bias and activation in one pass
 
