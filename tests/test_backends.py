@@ -296,3 +296,23 @@ def test_train_step_refuses_mismatched_optimizer_arguments(backend):
         backend.network_train_step(*args, contract.ADAM, adam_state, np.zeros(5))
     with pytest.raises(ValueError, match="dimension 't'"):
         backend.network_train_step(*args, contract.ADAM, adam_state[:, 1:], adam_scalars)
+
+
+@pytest.mark.parametrize("case", ["spread", "minus-inf", "nan"])
+def test_softmax_cross_entropy_on_extreme_logits(backend, reference, dtype, case):
+    """Logits 1000 apart (probabilities underflow to 0), -inf logits (probability 0; the
+    loss is NaN as in the reference, 0 * inf) and NaN (NaN out, in its row, not a crash)."""
+    rng = np.random.default_rng(4)
+    Z = rng.normal(size=(9, 4)) * 1000 if case == "spread" else rng.normal(size=(9, 4))
+    Z[::3, 1] = {"spread": -1e4, "minus-inf": -np.inf, "nan": np.nan}[case]
+    Z, Y = Z.astype(dtype), np.eye(4, dtype=dtype)[rng.integers(0, 4, 9)]
+    outputs = []
+    for kernels in (backend, reference):
+        P, dZ = np.full_like(Z, 7), np.full_like(Z, 7)
+        with np.errstate(invalid="ignore"):
+            loss = kernels.softmax_cross_entropy(Z, Y, P, dZ)
+        outputs.append((np.array(loss), P, dZ))
+    for got, want in zip(*outputs):
+        np.testing.assert_allclose(got, want, **tolerance(dtype))
+    if case == "nan":
+        assert np.isnan(outputs[0][1][::3]).all() and np.isfinite(outputs[0][1][1::3]).all()

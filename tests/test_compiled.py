@@ -68,3 +68,37 @@ def test_linear_kernels_agree_with_numpy_on_narrow_shapes(compiled_backend, shap
     for got, want in [(out, Z if act == contract.IDENTITY else np.maximum(Z, 0)), (dW, X.T @ dZ),
                       (db, dZ.sum(axis=0)), (dX, dZ @ W.T)]:
         np.testing.assert_allclose(got, want, **tol)
+
+
+@pytest.mark.parametrize("fan_in", [1, 2, 3, 4])
+@pytest.mark.parametrize("act", ["identity", "relu", "sigmoid", "tanh", "softmax"])
+def test_linear_forward_on_narrow_inputs_agrees_with_numpy(compiled_backend, reference, fan_in,
+                                                           act, dtype):
+    """Few inputs: the product loop adds the bias (and takes the relu) in its own pass."""
+    from fastmlp.backends import contract
+
+    rng = np.random.default_rng(fan_in)
+    X, W, b = (rng.normal(size=s).astype(dtype) for s in [(300, fan_in), (fan_in, 100), (100,)])
+    code = contract.ACTIVATIONS.index(act)
+    got = compiled_backend.linear_forward(X, W, b, code, np.full((300, 100), np.nan, dtype))
+    want = reference.linear_forward(X, W, b, code, np.empty((300, 100), dtype))
+    tol = dict(rtol=1e-4, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got, want, **tol)
+
+
+@pytest.mark.parametrize("sizes, n_samples", [([2, 100, 3], 300), ([3, 40, 4, 2], 64)],
+                         ids=["spiral", "deeper"])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_relu_networks_with_narrow_layers_agree_with_numpy(compiled_backend, sizes, n_samples,
+                                                           dropout, dtype):
+    """Shapes where the backward pass fuses the relu derivative into dX = dZ @ W.T (few
+    outputs) and db into dW = X.T @ dZ (few inputs), with dropout's mask between them."""
+    rng = np.random.default_rng(len(sizes))
+    X, y = rng.normal(size=(n_samples, sizes[0])), rng.integers(0, sizes[-1], n_samples)
+    kwargs = dict(sizes=sizes, dtype=dtype.name, dropout=dropout, seed=5)
+    results = [MLP(backend=name, **kwargs).loss_and_grads(X, y, dropout_seed=3)
+               for name in (compiled_backend.name, "numpy")]
+    tol = dict(rtol=1e-4, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    assert results[0][0] == pytest.approx(results[1][0], rel=tol["rtol"])
+    for got, want in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(got, want, **tol)
