@@ -109,26 +109,6 @@ def test_sigmoid_is_stable_for_large_inputs(backend):
                                rtol=1e-9, atol=1e-300)
 
 
-def test_softmax_cross_entropy_at_extreme_logits(backend, reference, dtype):
-    """Probabilities that underflow are 0 as in the reference, one-hot rows stay exact,
-    subnormal ones stay close, and a NaN logit gives a NaN row and loss, not a crash."""
-    Z = np.array([[0, -1000, 5], [80, -80, 0], [-3e4, 0, 3e4], [-87.5, 0, -700],
-                  [2.5, 2.5, 2.5]], dtype)
-    Y = np.eye(3, dtype=dtype)[[0, 2, 1, 0, 1]]
-    results = []
-    for kernels in (backend, reference):
-        P, dZ = np.full_like(Z, np.nan), np.full_like(Z, np.nan)
-        results.append((kernels.softmax_cross_entropy(Z, Y, P, dZ), P, dZ))
-    (got_loss, *got), (want_loss, *want) = results
-    assert got_loss == pytest.approx(want_loss, rel=tolerance(dtype)["rtol"])
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w, rtol=tolerance(dtype)["rtol"], atol=1e-300)
-    Z[1, 1] = np.nan
-    P = np.empty_like(Z)
-    assert np.isnan(backend.softmax_cross_entropy(Z, Y, P, np.empty_like(Z)))
-    assert np.isnan(P[1]).all() and np.isfinite(np.delete(P, 1, axis=0)).all()
-
-
 # ---------------------------------------------------------------- whole networks
 
 PAIRS = [("softmax", "cross_entropy"), ("sigmoid", "cross_entropy"), ("identity", "mse"),
