@@ -219,6 +219,39 @@ def test_network_kernel_matches_per_kernel_composition(backend, sizes, n, hidden
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-11, atol=1e-13)
 
 
+#: (layer sizes, samples) of one ReLU hidden layer between a few inputs and a few classes:
+#: the compiled backends' fused step for these (activations stored units x samples), at
+#: sizes that reach every remainder loop (units not a multiple of 4, samples of 8).
+NARROW_PAIRS = [([2, 100, 3], 300), ([1, 13, 4], 37), ([4, 6, 2], 8), ([3, 9, 2], 64)]
+
+
+@pytest.mark.parametrize("sizes, n", NARROW_PAIRS, ids=lambda v: "-".join(map(str, v))
+                         if isinstance(v, list) else f"n{v}")
+def test_narrow_relu_pair_agrees_with_numpy(backend, dtype, sizes, n):
+    rng = np.random.default_rng(n)
+    X, y = rng.normal(size=(n, sizes[0])), rng.integers(0, sizes[-1], n)
+    kwargs = dict(sizes=sizes, dtype=dtype.name, seed=3, l2=0.01)
+    (loss, grads), (want_loss, want_grads) = (MLP(backend=name, **kwargs).loss_and_grads(X, y)
+                                              for name in (backend.name, "numpy"))
+    tol = tolerance(dtype)
+    assert loss == pytest.approx(want_loss, rel=tol["rtol"])
+    for got, want in zip(grads, want_grads):
+        np.testing.assert_allclose(got, want, **tol)
+
+
+def test_fit_of_a_narrow_relu_pair_agrees_with_numpy(backend, dtype):
+    """The fused step's training run: losses, and the accuracy fit reads back from the
+    workspace's output probabilities."""
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(96, 2)), rng.integers(0, 3, 96)
+    histories = [MLP([2, 12, 3], backend=name, dtype=dtype.name, seed=4).fit(
+        X, y, optimizer=optim.Adam(lr=0.05), epochs=4, batch_size=32)
+        for name in (backend.name, "numpy")]
+    np.testing.assert_allclose(histories[0].batch_losses, histories[1].batch_losses,
+                               **tolerance(dtype))
+    assert histories[0].history["accuracy"] == histories[1].history["accuracy"]
+
+
 def network_arguments(dtype, seed=0):
     """A training batch and flat buffers for a [4, 6, 5, 3] network with dropout."""
     plan = layout.plan([4, 6, 5, 3], N_SAMPLES, dropout=0.3, training=True)
