@@ -103,10 +103,6 @@ class MLP:
                                                layout.views(work, plan.layers, A, n_samples)[-1])
         return self._workspaces[key]
 
-    def _train_batch(self, X, Y, ws, optimizer, rng):
-        """One training step on a prepared batch (``fit``'s path)."""
-        return self._stepper(X, Y, ws, optimizer, rng)()
-
     def _stepper(self, X, Y, ws, optimizer, rng, specialise=False):
         """A zero-argument training step on a prepared batch, the hot path: everything it
         can look up is looked up here, once (a small network's step is ~2 us of Python).
@@ -114,16 +110,19 @@ class MLP:
         arrays' types if the backend can (see ``numba_backend.specialise``)."""
         arrays = (X, Y, self._theta, self._grad, ws.work, ws.layers, self._spec, self._coefs)
         uniforms, dtype, theta, raw = ws.uniforms, self.dtype, self._theta, self.backend.raw
-        kernel, optimizer_args = raw.network_train_step, optimizer._train_step_args
+        optimizer_args = optimizer._train_step_args
+        # A backend may have a faster step kernel for this network (extra: its own arguments).
+        kernel, extra = (raw.step_kernel(X, ws.layers, self._spec) if hasattr(raw, "step_kernel")
+                         else (raw.network_train_step, ()))
         if specialise and hasattr(raw, "specialise") and optimizer._fusable:
             # Arrays like the optimizer's state and scalars, for their types only.
             like = (optimizer.code, np.zeros((1, 1), dtype), np.zeros(1))
-            kernel = raw.specialise(kernel, arrays + like)
+            kernel = raw.specialise(kernel, arrays + like, extra)
 
         def fused():  # one compiled call: loss, gradients and the update
             for u in uniforms:
                 rng.random(out=u, dtype=dtype)
-            return kernel(*arrays, *optimizer_args("theta", theta))
+            return kernel(*arrays, *optimizer_args("theta", theta), *extra)
 
         def two_calls():  # an optimizer with its own _update
             for u in uniforms:
@@ -247,14 +246,16 @@ class MLP:
             validation_data = Xv, self._Y(validation_data[1], Xv.shape[0], "validation_data[1]")
         self.history_ = history = History()
         batches = _Batches(X, Y, batch_size, self._rng if shuffle else None)
-        guard = _FiniteGuard(self._theta)
+        guard, steps = _FiniteGuard(self._theta), {}  # steps: one per batch size, reused
         for epoch in range(1, epochs + 1):
             started, losses, correct = time.perf_counter(), [], 0.0
             for index, (Xb, Yb) in enumerate(batches):
                 guard.save()
+                if len(Xb) not in steps:  # the batch buffers are the same arrays every time
+                    steps[len(Xb)] = self._stepper(Xb, Yb, self._workspace(len(Xb), True), opt,
+                                                   self._rng, specialise=True)
                 with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
-                    loss = self._train_batch(Xb, Yb, self._workspace(len(Xb), True), opt,
-                                             self._rng)
+                    loss = steps[len(Xb)]()
                 if not np.isfinite(loss):
                     guard.restore()
                     raise DivergenceError(
@@ -306,7 +307,8 @@ class MLP:
 
 
 class _Batches:
-    """Mini-batches of (X, Y): slices in order, or gathered into reused buffers when shuffled."""
+    """Mini-batches of (X, Y), in order or shuffled, gathered into buffers reused for every
+    batch of a size (so that a training step bound to them serves every batch)."""
 
     def __init__(self, X, Y, batch_size, rng):
         self.X, self.Y, self.size, self.rng = X, Y, batch_size, rng
@@ -317,12 +319,12 @@ class _Batches:
         order = self.rng.permutation(n) if self.rng is not None else None
         for start in range(0, n, self.size):
             stop = min(start + self.size, n)
-            if order is None:
-                yield self.X[start:stop], self.Y[start:stop]
-                continue
             Xb, Yb = self._buffer(stop - start)
-            np.take(self.X, order[start:stop], axis=0, out=Xb)
-            np.take(self.Y, order[start:stop], axis=0, out=Yb)
+            if order is None:
+                Xb[...], Yb[...] = self.X[start:stop], self.Y[start:stop]
+            else:
+                np.take(self.X, order[start:stop], axis=0, out=Xb)
+                np.take(self.Y, order[start:stop], axis=0, out=Yb)
             yield Xb, Yb
 
     def _buffer(self, rows):

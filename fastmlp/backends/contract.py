@@ -428,7 +428,10 @@ def network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
 
     ``layers`` comes from ``fastmlp.layout.plan(..., training=True)``; a hidden
     layer whose ``U`` column is not -1 applies dropout with the uniforms the
-    caller wrote there. ``grad`` is overwritten (same layout as ``theta``)::
+    caller wrote there. ``grad`` is overwritten (same layout as ``theta``).
+    Afterwards ``A_L`` holds the output probabilities (``fit`` reads them); the
+    other work regions are scratch in a layout of the backend's choosing (the
+    Numba backend stores a narrow network's activations units x samples)::
 
         forward as in network_forward, then A_l -> OUT_l = dropout_apply(A_l, U_l, p)
         loss = output_loss(out_act, loss, Z_L, Y, A_L, DZ_L)

@@ -273,6 +273,13 @@ def _weight_grads(X, dZ, dW, db):
         _weight_grads_fixed(X, dZ, dW, db, 4)
 
 
+@jit
+def _transpose_into(M, out):
+    for i in range(M.shape[0]):
+        for j in range(M.shape[1]):
+            out[j, i] = M[i, j]
+
+
 # Reassociation lets LLVM split each dot product's sum over vector lanes (a sum in order
 # cannot vectorise); the results differ from BLAS's in the last bits, as any loop's do.
 _dot_jit = njit(cache=CACHE, fastmath=FASTMATH or {"contract", "reassoc"}, error_model="numpy")
@@ -284,9 +291,7 @@ def _narrow_n(A, B, out):
     products of four rows of A with each of its rows (each row of B.T loaded serves four)."""
     m, k, n = A.shape[0], A.shape[1], B.shape[1]
     BT = stack_matrix(out, n, k)
-    for p in range(k):
-        for j in range(n):
-            BT[j, p] = B[p, j]
+    _transpose_into(B, BT)
     zero, i = out.dtype.type(0), 0
     while i + 4 <= m:
         a0, a1, a2, a3 = A[i], A[i + 1], A[i + 2], A[i + 3]
@@ -742,15 +747,19 @@ def network_forward(X, theta, work, layers, spec):
 
 @jit
 def network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
-    if _runs_narrow_pair(X, layers, spec):
-        loss = _narrow_pair_loss_and_grads(X, Y, theta, grad, work, layers)
-    else:
-        loss = _loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs)
+    loss = _loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs)
+    return loss + _penalties(theta, grad, layers, coefs)
+
+
+@jit
+def _penalties(theta, grad, layers, coefs):
+    """The L1 and L2 penalties of every weight matrix, their gradients added into grad."""
+    value = 0.0
     if coefs[L1_COEF] != 0 or coefs[L2_COEF] != 0:
         for l in range(layers.shape[0]):
-            loss += penalty(_weights(theta, layers[l])[0], coefs[L1_COEF], coefs[L2_COEF],
-                            _weights(grad, layers[l])[0])
-    return loss
+            value += penalty(_weights(theta, layers[l])[0], coefs[L1_COEF], coefs[L2_COEF],
+                             _weights(grad, layers[l])[0])
+    return value
 
 
 @jit
@@ -760,7 +769,8 @@ def _loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
     _forward(X, theta, work, layers, hidden_act, dropout)
     row = layers[-1]
     loss = output_loss(spec[OUTPUT_ACT], spec[LOSS], _block(work, row[Z], n, row[FAN_OUT]), Y,
-                       _block(work, row[A], n, row[FAN_OUT]), _block(work, row[DZ], n, row[FAN_OUT]))
+                       _block(work, row[A], n, row[FAN_OUT]),
+                       _block(work, row[DZ], n, row[FAN_OUT]))
     for l in range(layers.shape[0] - 1, -1, -1):
         row = layers[l]
         Wl, _ = _weights(theta, row)
@@ -793,24 +803,22 @@ def _loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
 # stores the activations transposed, units x samples, so every loop runs along a long
 # contiguous row of samples and vectorises; it makes one pass over the hidden units
 # forward (their ReLU and the output logits) and one backward (all four gradients).
+# Its loops are compiled for the number of inputs and of classes (``literally``), and
+# only for those a caller uses (see ``step_kernel``): all sixteen took minutes to compile.
 
 
-@jit
-def _runs_narrow_pair(X, layers, spec):
-    """Whether the step is ``_narrow_pair_loss_and_grads``'s: softmax cross-entropy on one
-    ReLU hidden layer, at most NARROW_K inputs and classes, no dropout, and a batch that
-    fills vectors and whose rows (X.T, the softmax's scratch) fit on the stack."""
-    n, k = X.shape[0], layers[-1, FAN_OUT]
-    return (layers.shape[0] == 2 and spec[HIDDEN_ACT] == RELU and spec[OUTPUT_ACT] == SOFTMAX
+def step_kernel(X, layers, spec):
+    """The training-step kernel for this network and batch, and the extra arguments it takes
+    after network_train_step's: ``narrow_pair_train_step`` with (inputs, classes) for one
+    ReLU hidden layer between at most NARROW_K inputs and classes under softmax
+    cross-entropy, with no dropout, a batch that fills vectors and whose rows (X.T, the
+    softmax's scratch) fit on the stack; otherwise ``network_train_step``."""
+    n, k = X.shape[0], int(layers[-1, FAN_OUT])
+    if (len(layers) == 2 and spec[HIDDEN_ACT] == RELU and spec[OUTPUT_ACT] == SOFTMAX
             and spec[LOSS] == CROSS_ENTROPY and layers[0, U] < 0 and X.shape[1] <= NARROW_K
-            and k <= NARROW_K and n >= MIN_LOOP_COLUMNS and (k + 2) * n <= STACK_ITEMS)
-
-
-@jit
-def _transpose_into(M, out):
-    for i in range(M.shape[0]):
-        for j in range(M.shape[1]):
-            out[j, i] = M[i, j]
+            and k <= NARROW_K and n >= MIN_LOOP_COLUMNS and (k + 2) * n <= STACK_ITEMS):
+        return narrow_pair_train_step, (X.shape[1], k)
+    return network_train_step, ()
 
 
 @jit
@@ -968,56 +976,32 @@ def _pair_backward(XT, HT, dZT, W2, dW1, db1, dW2, kin, kout):
 
 
 @jit
-def _pair_kernels(arrays, kin, kout):
-    """Forward, loss and backward for constant kin and kout (``literally``)."""
+def narrow_pair_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state,
+                           scalars, kin, kout):
+    """network_train_step for ``step_kernel``'s narrow networks (X with kin columns, kout
+    classes): the hidden layer, the logits and their gradient stored transposed (units x
+    samples) in their work regions, the output probabilities as the contract has them
+    (fit reads them), and the hidden layer's gradient never stored."""
     literally(kin)
     literally(kout)
-    XT, W1, b1, W2, b2, HT, ZT, Y, P, dZT, dW1, db1, dW2, db2 = arrays
-    _pair_forward(XT, W1, b1, W2, b2, HT, ZT, kin, kout)
-    loss = _softmax_cross_entropy_t(ZT, Y, P, dZT)
-    _pair_backward(XT, HT, dZT, W2, dW1, db1, dW2, kin, kout)
-    for j in range(kout):
-        total, row = dZT.dtype.type(0), dZT[j]
-        for i in range(row.size):
-            total += row[i]
-        db2[j] = total
-    return loss
-
-
-@jit
-def _pair_by_inputs(arrays, kout):
-    literally(kout)
-    kin = arrays[0].shape[0]
-    if kin == 1:
-        return _pair_kernels(arrays, 1, kout)
-    if kin == 2:
-        return _pair_kernels(arrays, 2, kout)
-    if kin == 3:
-        return _pair_kernels(arrays, 3, kout)
-    return _pair_kernels(arrays, 4, kout)
-
-
-@jit
-def _narrow_pair_loss_and_grads(X, Y, theta, grad, work, layers):
-    """network_loss_and_grads (penalties aside) for ``_runs_narrow_pair``'s networks, with
-    the hidden layer, the logits and their gradient stored transposed (units x samples) in
-    their work regions; the output probabilities keep the contract's layout (fit reads
-    them). The hidden layer's gradient is never stored."""
-    n, kin, hidden, kout = X.shape[0], X.shape[1], layers[0, FAN_OUT], layers[1, FAN_OUT]
+    n, hidden = X.shape[0], layers[0, FAN_OUT]
     XT = stack_matrix(X, kin, n)
     _transpose_into(X, XT)
     (W1, b1), (W2, b2) = _weights(theta, layers[0]), _weights(theta, layers[1])
     (dW1, db1), (dW2, db2) = _weights(grad, layers[0]), _weights(grad, layers[1])
-    arrays = (XT, W1, b1, W2, b2, _block(work, layers[0, A], hidden, n),
-              _block(work, layers[1, Z], kout, n), Y, _block(work, layers[1, A], n, kout),
-              _block(work, layers[1, DZ], kout, n), dW1, db1, dW2, db2)
-    if kout == 1:
-        return _pair_by_inputs(arrays, 1)
-    if kout == 2:
-        return _pair_by_inputs(arrays, 2)
-    if kout == 3:
-        return _pair_by_inputs(arrays, 3)
-    return _pair_by_inputs(arrays, 4)
+    HT, ZT = _block(work, layers[0, A], hidden, n), _block(work, layers[1, Z], kout, n)
+    dZT = _block(work, layers[1, DZ], kout, n)
+    _pair_forward(XT, W1, b1, W2, b2, HT, ZT, kin, kout)
+    loss = _softmax_cross_entropy_t(ZT, Y, _block(work, layers[1, A], n, kout), dZT)
+    _pair_backward(XT, HT, dZT, W2, dW1, db1, dW2, kin, kout)
+    for j in range(kout):
+        total, row = dZT.dtype.type(0), dZT[j]
+        for i in range(n):
+            total += row[i]
+        db2[j] = total
+    loss += _penalties(theta, grad, layers, coefs)
+    _update(optimizer, theta, grad, state, scalars)
+    return loss
 
 
 @jit
@@ -1040,11 +1024,14 @@ def network_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, 
     return loss
 
 
-def specialise(kernel, args):
-    """``kernel`` compiled for the types of ``args``, to be called without Numba's per-call
-    type dispatch: 0.3 us of the 1.8 us an 11-argument ``network_train_step`` call takes at
-    the XOR size. Only for a caller whose arguments keep exactly these types (the model's
-    step binds its arrays once); anything else must call ``kernel`` itself."""
+def specialise(kernel, args, literals=()):
+    """``kernel`` compiled for the types of ``args`` and the values of ``literals`` (the
+    trailing integer arguments it asks ``literally`` for), to be called without Numba's
+    per-call type dispatch: 0.3 us of the 1.8 us an 11-argument ``network_train_step``
+    call takes at the XOR size. Only for a caller whose arguments keep exactly these types
+    and values (the model's step binds its arrays once); anything else must call ``kernel``
+    itself."""
     if not hasattr(kernel, "compile"):  # NUMBA_DISABLE_JIT: a plain Python function
         return kernel
-    return kernel.compile(tuple(numba.typeof(a) for a in args))
+    return kernel.compile(tuple(numba.typeof(a) for a in args)
+                          + tuple(numba.types.literal(v) for v in literals))
