@@ -110,7 +110,7 @@ class MLP:
         arrays' types if the backend can (see ``numba_backend.specialise``)."""
         arrays = (X, Y, self._theta, self._grad, ws.work, ws.layers, self._spec, self._coefs)
         uniforms, dtype, theta, raw = ws.uniforms, self.dtype, self._theta, self.backend.raw
-        optimizer_args = optimizer._train_step_args
+        next_args = optimizer._train_step_args("theta", theta) if optimizer._fusable else None
         # A backend may have a faster step kernel for this network (extra: its own arguments).
         kernel, extra = (raw.step_kernel(X, ws.layers, self._spec) if hasattr(raw, "step_kernel")
                          else (raw.network_train_step, ()))
@@ -122,7 +122,7 @@ class MLP:
         def fused():  # one compiled call: loss, gradients and the update
             for u in uniforms:
                 rng.random(out=u, dtype=dtype)
-            return kernel(*arrays, *optimizer_args("theta", theta), *extra)
+            return kernel(*arrays, *next_args(), *extra)
 
         def two_calls():  # an optimizer with its own _update
             for u in uniforms:
