@@ -3,7 +3,12 @@
 Kernels follow ``fastmlp.backends.contract`` (see there for shapes and loops).
 What this module adds: bias and activation fused into one pass after the
 matrix product, one-pass losses and optimizer updates, and compiled network
-kernels, so a training step is one call from Python whatever the depth.
+kernels, so a training step is one call from Python whatever the depth. Narrow
+products fold in their neighbours' passes (bias and ReLU forward, ReLU's
+derivative into dX, db into dW), the softmax's exp is one vectorised loop, and a
+network with one ReLU hidden layer between a few inputs and classes has a step
+kernel of its own that works on activations stored units x samples
+(``step_kernel``, ``narrow_pair_train_step``).
 Importing compiles nothing; each kernel compiles on first use (and is cached
 on disk for the next process).
 
