@@ -5,7 +5,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from fastmlp import MLP, datasets, optim
+from fastmlp import MLP, datasets, layout, optim
 from fastmlp.backends import contract
 
 
@@ -102,3 +102,31 @@ def test_relu_networks_with_narrow_layers_agree_with_numpy(compiled_backend, siz
     assert results[0][0] == pytest.approx(results[1][0], rel=tol["rtol"])
     for got, want in zip(results[0][1], results[1][1]):
         np.testing.assert_allclose(got, want, **tol)
+
+
+def test_a_narrow_relu_pair_is_stored_units_by_samples(compiled_backend, dtype):
+    """The fused step for one ReLU hidden layer between few inputs and classes ran (the
+    layer-by-layer one stores samples x units): the hidden activations and the logits
+    transposed in their work regions, the probabilities as the contract has them."""
+    sizes, n = [2, 13, 3], 40
+    plan = layout.plan(sizes, n)
+    rng = np.random.default_rng(0)
+    X, theta = rng.normal(size=(n, 2)).astype(dtype), rng.normal(size=plan.theta_size).astype(dtype)
+    Y, work = np.eye(3, dtype=dtype)[rng.integers(0, 3, n)], np.zeros(plan.work_size, dtype)
+    spec = np.array([contract.RELU, contract.SOFTMAX, contract.CROSS_ENTROPY])
+    compiled_backend.raw.network_loss_and_grads(X, Y, theta, np.zeros_like(theta), work,
+                                                plan.layers, spec, np.zeros(3))
+
+    def block(flat, row, column, shape):
+        return flat[row[column]:row[column] + np.prod(shape)].reshape(shape)
+
+    (W1, b1), (W2, b2) = ((block(theta, row, contract.W, row[[contract.FAN_IN, contract.FAN_OUT]]),
+                           block(theta, row, contract.B, row[contract.FAN_OUT])) for row in plan.layers)
+    H = np.maximum(X @ W1 + b1, 0)
+    Z = H @ W2 + b2
+    P = np.exp(Z - Z.max(1, keepdims=True))
+    tol = dict(rtol=1e-4, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(block(work, plan.layers[0], contract.A, (13, n)), H.T, **tol)
+    np.testing.assert_allclose(block(work, plan.layers[1], contract.Z, (3, n)), Z.T, **tol)
+    np.testing.assert_allclose(block(work, plan.layers[1], contract.A, (n, 3)),
+                               P / P.sum(1, keepdims=True), **tol)

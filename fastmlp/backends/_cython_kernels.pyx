@@ -998,6 +998,332 @@ def network_forward(const floating[:, ::1] X, const floating[::1] theta, floatin
         bias_activation(P, <floating*>NULL, n, layers[last, FAN_OUT], spec[1])
 
 
+# ---------------------------------------------------------------- one narrow hidden layer
+# The numba backend's fused step for one ReLU hidden layer between a few inputs and a few
+# classes (spiral: 2-100-3, 300 samples); see its comments there. The layer-by-layer step
+# spends its time on rows of 2 or 3 numbers; this one stores the hidden activations, the
+# logits and their gradient transposed (units x samples) in their work regions, so every
+# loop runs along a long contiguous row of samples, and it makes one pass over the hidden
+# units forward and one backward.
+
+cdef bint runs_narrow_pair(const long long* layers, int n_layers, const long long* spec,
+                           int n) noexcept nogil:
+    """Whether narrow_pair_c computes this step: softmax cross-entropy on one ReLU hidden
+    layer, at most NARROW_K inputs and classes, no dropout, and a batch that fills vectors
+    and whose rows fit the stack scratch."""
+    if n_layers != 2:
+        return False
+    cdef int kin = at(layers, 0, FAN_IN), kout = at(layers, 1, FAN_OUT)
+    return (spec[0] == RELU and spec[1] == SOFTMAX and spec[2] == CROSS_ENTROPY
+            and at(layers, 0, COL_U) < 0 and kin <= NARROW_K and kout <= NARROW_K
+            and n >= MIN_LOOP_COLUMNS and (kout + 2) * n <= STACK_ITEMS)
+
+
+cdef double softmax_ce_transposed(const floating* ZT, const floating* Y, floating* P,
+                                  floating* dZT, int k, int n) noexcept nogil:
+    """softmax_ce_c on logits stored transposed, ZT (k classes, n samples): the gradient
+    into dZT transposed, the probabilities into P as the contract has them (n, k: fit reads
+    them). Every loop runs along the samples, through row pointers (an index j * n + i may
+    wrap under -fwrapv, and GCC did not vectorise it: 5.3 us, against 2.7 us at the spiral),
+    none with a sum across them (GCC keeps such a sum in order, in scalar code) but row_sum."""
+    cdef floating scratch[STACK_ITEMS]  # exp of each class, each sample's log-sum-exp, total
+    cdef floating* lse = scratch + k * n
+    cdef floating* total = lse + n
+    cdef floating* loss = total  # each sample's loss, once the totals are used
+    cdef floating* e
+    cdef floating* d
+    cdef floating y, inv_n = (<floating>1) / n
+    cdef const floating* z
+    cdef int i, j
+    for i in range(n):
+        lse[i] = ZT[i]  # the peak, first
+    for j in range(1, k):
+        z = ZT + j * n
+        for i in range(n):
+            lse[i] = max(lse[i], z[i])
+    for i in range(n):
+        total[i] = 0
+    for j in range(k):
+        z, e = ZT + j * n, scratch + j * n
+        for i in range(n):
+            e[i] = exp_nonpositive(z[i] - lse[i])
+            total[i] += e[i]
+    for i in range(n):
+        lse[i] += logf(total[i]) if floating is float else log(total[i])
+        total[i] = 1 / total[i]
+    for j in range(k):
+        e = scratch + j * n
+        for i in range(n):
+            e[i] *= total[i]  # the probabilities, transposed
+    for i in range(n):
+        loss[i] = 0
+    for j in range(k):
+        z, e, d = ZT + j * n, scratch + j * n, dZT + j * n
+        for i in range(n):
+            y = Y[i * k + j]
+            P[i * k + j] = e[i]
+            d[i] = (e[i] - y) * inv_n
+            loss[i] += y * (lse[i] - z[i])
+    return row_sum(loss, n) / n
+
+
+# The step's loops over the samples, in C with vector extensions as the dots above: the
+# backward pass sums along the samples, which GCC does not vectorise for floats without
+# -ffast-math (it keeps each sum in order), and Cython could not make GCC specialise its
+# loops for constant kin and kout (a Cython forward ran 33 us, scalar: its kin and kout
+# tests stayed in the loop). Each kernel is inlined into a switch over (kin, kout), so that
+# the loops over them unroll and the sums stay in registers. A row's last, partial vector
+# is the row's last full one (n >= MIN_LOOP_COLUMNS), its lanes done already masked to zero
+# where they would be added twice (loading a partial vector lane by lane, through the stack,
+# made the spiral's backward pass 17.0 us, against 9.7 us).
+cdef extern from *:
+    """
+    #define FASTMLP_INLINE static inline __attribute__((always_inline))
+    #define FASTMLP_PAIR_HELPERS(T, S)                                                  \
+    typedef T S##_vec __attribute__((vector_size(32), aligned(sizeof(T))));            \
+    enum { S##_LANES = 32 / sizeof(T) };                                                \
+    FASTMLP_INLINE S##_vec S##_load(const T* p) {                                       \
+        return *(const S##_vec*)p;                                                      \
+    }                                                                                   \
+    FASTMLP_INLINE void S##_store(T* p, S##_vec v) {                                    \
+        *(S##_vec*)p = v;                                                               \
+    }                                                                                   \
+    typedef T S##_half __attribute__((vector_size(16), aligned(sizeof(T))));           \
+    union S##_halves { S##_vec whole; S##_half part[2]; };                              \
+    /* v's lanes summed, its halves added first as the dots do: four adds in a chain,  \
+       not seven, for the backward pass's six sums a unit (spiral step 21.6-22.3 us,   \
+       20.5-20.7 us) */                                                                 \
+    FASTMLP_INLINE T S##_sum(S##_vec v) {                                               \
+        union S##_halves u = {v};                                                       \
+        S##_half half = u.part[0] + u.part[1];                                          \
+        T total = 0;                                                                    \
+        for (int l = 0; l < S##_LANES / 2; l++)                                         \
+            total += half[l];                                                           \
+        return total;                                                                   \
+    }                                                                                   \
+    FASTMLP_INLINE S##_vec S##_where_positive(S##_vec v, S##_vec gate) {  /* else +0 */ \
+        const S##_vec zero = {0};                                                       \
+        return (S##_vec)((__typeof__(gate > zero))v & (gate > zero));                   \
+    }                                                                                   \
+    FASTMLP_INLINE S##_vec S##_from_lane(S##_vec v, int skip) {  /* lanes < skip: +0 */ \
+        S##_vec lane;                                                                   \
+        for (int l = 0; l < S##_LANES; l++)                                             \
+            lane[l] = l;                                                                \
+        return S##_where_positive(v, lane - (T)(skip - 0.5));                           \
+    }
+    #define FASTMLP_PAIR_FORWARD(T, S)                                                  \
+    /* The samples i.. of `units` hidden units: ReLU of a[q] . x + bias[q] into rows   \
+       h[q], and w[j] . those added into the logit rows. */                             \
+    FASTMLP_INLINE void S##_forward_columns(                                            \
+            int kin, int kout, int units, T a[4][4], const T* bias, T w[4][4],         \
+            const T* XT, T** h, T* ZT, int n, int i, int skip) {                        \
+        S##_vec x[4], v[4];                                                             \
+        for (int c = 0; c < kin; c++)                                                   \
+            x[c] = S##_load(XT + (long)c * n + i);                                      \
+        for (int q = 0; q < units; q++) {                                               \
+            S##_vec s = bias[q] + a[q][0] * x[0];                                       \
+            for (int c = 1; c < kin; c++)                                               \
+                s += a[q][c] * x[c];                                                    \
+            v[q] = S##_where_positive(s, s);                                            \
+            S##_store(h[q] + i, v[q]);                                                  \
+            if (skip)  /* lanes done already: stored again alike, added once */         \
+                v[q] = S##_from_lane(v[q], skip);                                       \
+        }                                                                               \
+        for (int j = 0; j < kout; j++) {                                                \
+            S##_vec z = S##_load(ZT + (long)j * n + i);                                 \
+            for (int q = 0; q < units; q++)                                             \
+                z += w[j][q] * v[q];                                                    \
+            S##_store(ZT + (long)j * n + i, z);                                         \
+        }                                                                               \
+    }                                                                                   \
+    /* Hidden units p..p+units: their weights read once into locals, then the samples. */ \
+    FASTMLP_INLINE void S##_forward_units(                                              \
+            int kin, int kout, int units, int p, const T* XT, const T* W1, const T* b1, \
+            const T* W2, T* HT, T* ZT, int hidden, int n) {                             \
+        T a[4][4], bias[4], w[4][4], *h[4];                                             \
+        for (int q = 0; q < units; q++) {                                               \
+            h[q] = HT + (long)(p + q) * n;                                              \
+            bias[q] = b1[p + q];                                                        \
+            for (int c = 0; c < kin; c++)                                               \
+                a[q][c] = W1[c * hidden + p + q];                                       \
+            for (int j = 0; j < kout; j++)                                              \
+                w[j][q] = W2[(p + q) * kout + j];                                       \
+        }                                                                               \
+        int i = 0;                                                                      \
+        for (; i + S##_LANES <= n; i += S##_LANES)                                      \
+            S##_forward_columns(kin, kout, units, a, bias, w, XT, h, ZT, n, i, 0);     \
+        if (i < n)                                                                      \
+            S##_forward_columns(kin, kout, units, a, bias, w, XT, h, ZT, n, n - S##_LANES, \
+                                i - (n - S##_LANES));                                   \
+    }                                                                                   \
+    /* HT = relu(W1.T @ XT + b1) and ZT = W2.T @ HT + b2, four hidden units a pass. */  \
+    FASTMLP_INLINE void S##_forward(int kin, int kout, const T* XT, const T* W1,        \
+                                    const T* b1, const T* W2, const T* b2, T* HT,       \
+                                    T* ZT, int hidden, int n) {                         \
+        for (int j = 0; j < kout; j++)                                                  \
+            for (int i = 0; i < n; i++)                                                 \
+                ZT[(long)j * n + i] = b2[j];                                            \
+        int p = 0;                                                                      \
+        for (; p + 4 <= hidden; p += 4)                                                 \
+            S##_forward_units(kin, kout, 4, p, XT, W1, b1, W2, HT, ZT, hidden, n);      \
+        for (; p < hidden; p++)                                                         \
+            S##_forward_units(kin, kout, 1, p, XT, W1, b1, W2, HT, ZT, hidden, n);      \
+    }
+    #define FASTMLP_PAIR_BACKWARD(T, S)                                                 \
+    /* The samples i.. of hidden unit h's sums: h . dZT[j] into c[j]; its delta (dZT's \
+       rows weighted by w, ReLU's mask applied) into bias and, dotted with XT's rows, g. */ \
+    FASTMLP_INLINE void S##_backward_columns(                                           \
+            int kin, int kout, const T* w, const T* XT, const T* h, const T* dZT,      \
+            int n, int i, int skip, S##_vec* c, S##_vec* g, S##_vec* bias) {            \
+        S##_vec hv = S##_load(h + i), d = {0};                                          \
+        if (skip)  /* lanes done already: a zero h adds nothing (nor its delta) */      \
+            hv = S##_from_lane(hv, skip);                                               \
+        for (int j = 0; j < kout; j++) {                                                \
+            S##_vec z = S##_load(dZT + (long)j * n + i);                                \
+            c[j] += hv * z;                                                             \
+            d += w[j] * z;                                                              \
+        }                                                                               \
+        d = S##_where_positive(d, hv);                                                  \
+        *bias += d;                                                                     \
+        for (int q = 0; q < kin; q++)                                                   \
+            g[q] += S##_load(XT + (long)q * n + i) * d;                                 \
+    }                                                                                   \
+    /* dW2, db1 and dW1, one pass over the samples a hidden unit. */                    \
+    FASTMLP_INLINE void S##_backward(int kin, int kout, const T* XT, const T* HT,       \
+                                     const T* dZT, const T* W2, T* dW1, T* db1,         \
+                                     T* dW2, int hidden, int n) {                       \
+        for (int p = 0; p < hidden; p++) {                                              \
+            const T* h = HT + (long)p * n;                                              \
+            S##_vec c[4] = {0}, g[4] = {0}, bias = {0};                                 \
+            T w[4];                                                                     \
+            for (int j = 0; j < kout; j++)                                              \
+                w[j] = W2[p * kout + j];                                                \
+            int i = 0;                                                                  \
+            for (; i + S##_LANES <= n; i += S##_LANES)                                  \
+                S##_backward_columns(kin, kout, w, XT, h, dZT, n, i, 0, c, g, &bias);      \
+            if (i < n)                                                                  \
+                S##_backward_columns(kin, kout, w, XT, h, dZT, n, n - S##_LANES,        \
+                                     i - (n - S##_LANES), c, g, &bias);                 \
+            for (int j = 0; j < kout; j++)                                              \
+                dW2[p * kout + j] = S##_sum(c[j]);                                      \
+            for (int q = 0; q < kin; q++)                                               \
+                dW1[q * hidden + p] = S##_sum(g[q]);                                    \
+            db1[p] = S##_sum(bias);                                                     \
+        }                                                                               \
+    }
+    #define FASTMLP_PAIR_ENTRIES(T, S)                                                  \
+    /* The sum of p[:n], in vectors (n >= LANES). */                                    \
+    static T S##_row_sum(const T* p, int n) {                                           \
+        S##_vec total = {0};                                                            \
+        int i = 0;                                                                      \
+        for (; i + S##_LANES <= n; i += S##_LANES)                                      \
+            total += S##_load(p + i);                                                   \
+        if (i < n)                                                                      \
+            total += S##_from_lane(S##_load(p + n - S##_LANES), i - (n - S##_LANES));   \
+        return S##_sum(total);                                                          \
+    }                                                                                   \
+    static void S##_pair_forward(int kin, int kout, const T* XT, const T* W1,           \
+                                 const T* b1, const T* W2, const T* b2, T* HT, T* ZT,   \
+                                 int hidden, int n) {                                   \
+        FASTMLP_BY_SHAPE(S##_forward, XT, W1, b1, W2, b2, HT, ZT, hidden, n)            \
+    }                                                                                   \
+    static void S##_pair_backward(int kin, int kout, const T* XT, const T* HT,          \
+                                  const T* dZT, const T* W2, T* dW1, T* db1, T* dW2,    \
+                                  int hidden, int n) {                                  \
+        FASTMLP_BY_SHAPE(S##_backward, XT, HT, dZT, W2, dW1, db1, dW2, hidden, n)       \
+    }
+    /* KERNEL(kin, kout, ...) for literal kin and kout in 1..4. */
+    #define FASTMLP_CASE(KERNEL, KIN, KOUT, ...)                                        \
+        case KIN * 8 + KOUT: KERNEL(KIN, KOUT, __VA_ARGS__); break;
+    #define FASTMLP_CASES(KERNEL, KIN, ...)                                             \
+        FASTMLP_CASE(KERNEL, KIN, 1, __VA_ARGS__) FASTMLP_CASE(KERNEL, KIN, 2, __VA_ARGS__) \
+        FASTMLP_CASE(KERNEL, KIN, 3, __VA_ARGS__) FASTMLP_CASE(KERNEL, KIN, 4, __VA_ARGS__)
+    #define FASTMLP_BY_SHAPE(KERNEL, ...)                                               \
+        switch (kin * 8 + kout) {                                                       \
+            FASTMLP_CASES(KERNEL, 1, __VA_ARGS__) FASTMLP_CASES(KERNEL, 2, __VA_ARGS__) \
+            FASTMLP_CASES(KERNEL, 3, __VA_ARGS__) FASTMLP_CASES(KERNEL, 4, __VA_ARGS__) \
+        }
+    FASTMLP_PAIR_HELPERS(float, fastmlp_f32)
+    FASTMLP_PAIR_HELPERS(double, fastmlp_f64)
+    FASTMLP_PAIR_FORWARD(float, fastmlp_f32)
+    FASTMLP_PAIR_FORWARD(double, fastmlp_f64)
+    FASTMLP_PAIR_BACKWARD(float, fastmlp_f32)
+    FASTMLP_PAIR_BACKWARD(double, fastmlp_f64)
+    FASTMLP_PAIR_ENTRIES(float, fastmlp_f32)
+    FASTMLP_PAIR_ENTRIES(double, fastmlp_f64)
+    """
+    void pair_forward_f32 "fastmlp_f32_pair_forward"(
+        int kin, int kout, const float* XT, const float* W1, const float* b1, const float* W2,
+        const float* b2, float* HT, float* ZT, int hidden, int n) noexcept nogil
+    void pair_forward_f64 "fastmlp_f64_pair_forward"(
+        int kin, int kout, const double* XT, const double* W1, const double* b1,
+        const double* W2, const double* b2, double* HT, double* ZT, int hidden,
+        int n) noexcept nogil
+    void pair_backward_f32 "fastmlp_f32_pair_backward"(
+        int kin, int kout, const float* XT, const float* HT, const float* dZT, const float* W2,
+        float* dW1, float* db1, float* dW2, int hidden, int n) noexcept nogil
+    void pair_backward_f64 "fastmlp_f64_pair_backward"(
+        int kin, int kout, const double* XT, const double* HT, const double* dZT,
+        const double* W2, double* dW1, double* db1, double* dW2, int hidden, int n) noexcept nogil
+    float row_sum_f32 "fastmlp_f32_row_sum"(const float* p, int n) noexcept nogil
+    double row_sum_f64 "fastmlp_f64_row_sum"(const double* p, int n) noexcept nogil
+
+cdef inline floating row_sum(const floating* p, int n) noexcept nogil:
+    if floating is float:
+        return row_sum_f32(p, n)
+    return row_sum_f64(p, n)
+
+
+cdef inline void pair_forward(int kin, int kout, const floating* XT, const floating* W1,
+                              const floating* b1, const floating* W2, const floating* b2,
+                              floating* HT, floating* ZT, int hidden, int n) noexcept nogil:
+    """HT = relu(W1.T @ XT + b1), ZT = W2.T @ HT + b2 (see the C kernels above)."""
+    if floating is float:
+        pair_forward_f32(kin, kout, XT, W1, b1, W2, b2, HT, ZT, hidden, n)
+    else:
+        pair_forward_f64(kin, kout, XT, W1, b1, W2, b2, HT, ZT, hidden, n)
+
+
+cdef inline void pair_backward(int kin, int kout, const floating* XT, const floating* HT,
+                               const floating* dZT, const floating* W2, floating* dW1,
+                               floating* db1, floating* dW2, int hidden, int n) noexcept nogil:
+    """dW1, db1 and dW2 from the transposed activations (see the C kernels above)."""
+    if floating is float:
+        pair_backward_f32(kin, kout, XT, HT, dZT, W2, dW1, db1, dW2, hidden, n)
+    else:
+        pair_backward_f64(kin, kout, XT, HT, dZT, W2, dW1, db1, dW2, hidden, n)
+
+
+
+cdef double narrow_pair_c(const floating* X, const floating* Y, const floating* theta,
+                          floating* grad, floating* w, const long long* layers,
+                          int n) noexcept nogil:
+    """loss_and_grads_c (penalties aside) for runs_narrow_pair's networks, with the hidden
+    layer, the logits and their gradient stored transposed (units x samples) in their work
+    regions; the output probabilities keep the contract's layout. The hidden layer's
+    gradient is never stored: its backward pass sums each unit's delta as it goes."""
+    cdef floating XT[STACK_ITEMS]
+    cdef int kin = at(layers, 0, FAN_IN), hidden = at(layers, 0, FAN_OUT)
+    cdef int kout = at(layers, 1, FAN_OUT), i, j
+    cdef floating* HT = w + at(layers, 0, COL_A)
+    cdef floating* ZT = w + at(layers, 1, COL_Z)
+    cdef floating* dZT = w + at(layers, 1, COL_DZ)
+    cdef floating* db2 = grad + at(layers, 1, COL_B)
+    cdef double loss
+    for i in range(n):
+        for j in range(kin):
+            XT[j * n + i] = X[i * kin + j]
+    pair_forward(kin, kout, XT, theta + at(layers, 0, COL_W), theta + at(layers, 0, COL_B),
+                 theta + at(layers, 1, COL_W), theta + at(layers, 1, COL_B), HT, ZT, hidden, n)
+    loss = softmax_ce_transposed(ZT, Y, w + at(layers, 1, COL_A), dZT, kout, n)
+    pair_backward(kin, kout, XT, HT, dZT, theta + at(layers, 1, COL_W),
+                  grad + at(layers, 0, COL_W), grad + at(layers, 0, COL_B),
+                  grad + at(layers, 1, COL_W), hidden, n)
+    for j in range(kout):
+        db2[j] = row_sum(dZT + j * n, n)
+    return loss
+
+
 cdef double loss_and_grads_c(const floating* X, const floating* Y, const floating* theta,
                              floating* grad, floating* w, const long long* layers, int n_layers,
                              const long long* spec, const double* coefs, int n) noexcept nogil:
@@ -1007,6 +1333,9 @@ cdef double loss_and_grads_c(const floating* X, const floating* Y, const floatin
     cdef const floating* inp
     cdef const floating* relu_out
     cdef bint relu_applied
+    if runs_narrow_pair(layers, n_layers, spec, n):
+        loss = narrow_pair_c(X, Y, theta, grad, w, layers, n)
+        return add_penalties(loss, theta, grad, layers, n_layers, coefs)
     forward_c(X, theta, w, layers, n_layers, n, hidden, p)
     loss = output_loss_c(spec[1], spec[2], w + at(layers, last, COL_Z), Y,
                          w + at(layers, last, COL_A), w + at(layers, last, COL_DZ), n,
@@ -1028,8 +1357,15 @@ cdef double loss_and_grads_c(const floating* X, const floating* Y, const floatin
             dropout_c(d_inp, w + at(layers, l - 1, COL_U), p, d_inp, n * at(layers, l, FAN_IN))
         if not relu_applied:
             activation_grad(w + at(layers, l - 1, COL_A), d_inp, n, at(layers, l, FAN_IN), hidden)
+    return add_penalties(loss, theta, grad, layers, n_layers, coefs)
+
+
+cdef double add_penalties(double loss, const floating* theta, floating* grad,
+                          const long long* layers, int n_layers, const double* coefs) noexcept nogil:
+    """loss plus the L1/L2 penalties of the weights, their gradients added into grad."""
+    cdef int l
     if coefs[1] != 0 or coefs[2] != 0:
-        for l in range(last + 1):
+        for l in range(n_layers):
             loss += penalty_c(theta + at(layers, l, COL_W), coefs[1], coefs[2],
                               grad + at(layers, l, COL_W),
                               at(layers, l, FAN_IN) * at(layers, l, FAN_OUT))
