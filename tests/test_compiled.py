@@ -105,28 +105,26 @@ def test_relu_networks_with_narrow_layers_agree_with_numpy(compiled_backend, siz
 
 
 def test_a_narrow_relu_pair_is_stored_units_by_samples(compiled_backend, dtype):
-    """The fused step for one ReLU hidden layer between few inputs and classes ran (the
-    layer-by-layer one stores samples x units): the hidden activations and the logits
-    transposed in their work regions, the probabilities as the contract has them."""
+    """The training step of one ReLU hidden layer between few inputs and classes runs the
+    fused kernel (the layer-by-layer one stores samples x units): the hidden activations and
+    the logits transposed in their work regions, the probabilities as the contract has them."""
     sizes, n = [2, 13, 3], 40
-    plan = layout.plan(sizes, n)
     rng = np.random.default_rng(0)
-    X, theta = rng.normal(size=(n, 2)).astype(dtype), rng.normal(size=plan.theta_size).astype(dtype)
-    Y, work = np.eye(3, dtype=dtype)[rng.integers(0, 3, n)], np.zeros(plan.work_size, dtype)
-    spec = np.array([contract.RELU, contract.SOFTMAX, contract.CROSS_ENTROPY])
-    compiled_backend.raw.network_loss_and_grads(X, Y, theta, np.zeros_like(theta), work,
-                                                plan.layers, spec, np.zeros(3))
+    X, y = rng.normal(size=(n, 2)).astype(dtype), rng.integers(0, 3, n)
+    model = MLP(sizes, backend=compiled_backend.name, dtype=dtype.name, seed=0)
+    plan = layout.plan(sizes, n)
+    W1, b1, W2, b2 = (p.copy() for p in layout.param_views(model._theta, plan.layers))
+    model.make_step(X, y, optim.SGD(lr=0.1))()
+    work = model._workspace(n, training=True).work
 
-    def block(flat, row, column, shape):
-        return flat[row[column]:row[column] + np.prod(shape)].reshape(shape)
+    def region(row, column, shape):
+        return work[row[column]:row[column] + np.prod(shape)].reshape(shape)
 
-    (W1, b1), (W2, b2) = ((block(theta, row, contract.W, row[[contract.FAN_IN, contract.FAN_OUT]]),
-                           block(theta, row, contract.B, row[contract.FAN_OUT])) for row in plan.layers)
     H = np.maximum(X @ W1 + b1, 0)
     Z = H @ W2 + b2
     P = np.exp(Z - Z.max(1, keepdims=True))
     tol = dict(rtol=1e-4, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(block(work, plan.layers[0], contract.A, (13, n)), H.T, **tol)
-    np.testing.assert_allclose(block(work, plan.layers[1], contract.Z, (3, n)), Z.T, **tol)
-    np.testing.assert_allclose(block(work, plan.layers[1], contract.A, (n, 3)),
+    np.testing.assert_allclose(region(plan.layers[0], contract.A, (13, n)), H.T, **tol)
+    np.testing.assert_allclose(region(plan.layers[1], contract.Z, (3, n)), Z.T, **tol)
+    np.testing.assert_allclose(region(plan.layers[1], contract.A, (n, 3)),
                                P / P.sum(1, keepdims=True), **tol)
