@@ -163,17 +163,15 @@ def _terms(k, a, b, j):
 
 
 @_mm_jit
-def _narrow_k_fixed(A, B, out, bias, row_bias, relu, gate, k):
+def _narrow_k_fixed(A, B, out, bias, relu, gate, k):
     """``_narrow_k`` compiled for one k (``literally``: each k gets its own loop, with no
     branch or zero term in it; B's rows contiguous)."""
     literally(k)
     zero = out.dtype.type(0)
     b = (B[0], B[min(1, k - 1)], B[min(2, k - 1)], B[min(3, k - 1)])
     for i in range(A.shape[0]):
-        o, c = out[i], zero
+        o = out[i]
         a = (A[i, 0], A[i, min(1, k - 1)], A[i, min(2, k - 1)], A[i, min(3, k - 1)])
-        if row_bias is not None:
-            c = row_bias[i]
         if gate is not None:
             g = gate[i]
             for j in range(o.size):
@@ -181,47 +179,46 @@ def _narrow_k_fixed(A, B, out, bias, row_bias, relu, gate, k):
                 o[j] = v if g[j] > 0 else zero
         elif relu:
             for j in range(o.size):
-                v = _terms(k, a, b, j) + c
+                v = _terms(k, a, b, j)
                 if bias is not None:
                     v += bias[j]
                 o[j] = v if v > 0 else zero
         else:
             for j in range(o.size):
-                v = _terms(k, a, b, j) + c
+                v = _terms(k, a, b, j)
                 if bias is not None:
                     v += bias[j]
                 o[j] = v
 
 
 @_mm_jit
-def _narrow_k(A, B, out, bias, row_bias, relu, gate):
-    """out = A @ B (+ bias along each row, + row_bias down each column) for k <= NARROW_K,
-    one pass over each row of out (the i-k-j loop makes k passes, each loading and storing
-    the row). In the same pass, ReLU if ``relu`` (a forward layer), or, given a ``gate`` (a
-    ReLU output), the mask of ReLU's derivative (a backward dX). Against a separate pass,
-    at 300x2x100 float32 with bias and ReLU: 3.9 us vs 5.4; at 300x3x100 with ReLU's
-    derivative: 4.6 vs 7.2."""
+def _narrow_k(A, B, out, bias, relu, gate):
+    """out = A @ B (+ bias) for k <= NARROW_K, one pass over each row of out (the i-k-j loop
+    makes k passes, each loading and storing the row). In the same pass, ReLU if ``relu``
+    (a forward layer), or, given a ``gate`` (a ReLU output), the mask of ReLU's derivative
+    (a backward dX). Against a separate pass, at 300x2x100 float32 with bias and ReLU:
+    3.9 us vs 5.4; at 300x3x100 with ReLU's derivative: 4.6 vs 7.2."""
     if B.flags.c_contiguous:
-        _narrow_k_rows(A, B, out, bias, row_bias, relu, gate)
+        _narrow_k_rows(A, B, out, bias, relu, gate)
     else:  # a transposed B (dX = dZ @ W.T): its k short rows, copied to the stack
         rows = stack_matrix(out, B.shape[0], B.shape[1])
         for p in range(B.shape[0]):
             for j in range(B.shape[1]):
                 rows[p, j] = B[p, j]
-        _narrow_k_rows(A, rows, out, bias, row_bias, relu, gate)
+        _narrow_k_rows(A, rows, out, bias, relu, gate)
 
 
 @_mm_jit
-def _narrow_k_rows(A, B, out, bias, row_bias, relu, gate):
+def _narrow_k_rows(A, B, out, bias, relu, gate):
     k = A.shape[1]
     if k == 1:
-        _narrow_k_fixed(A, B, out, bias, row_bias, relu, gate, 1)
+        _narrow_k_fixed(A, B, out, bias, relu, gate, 1)
     elif k == 2:
-        _narrow_k_fixed(A, B, out, bias, row_bias, relu, gate, 2)
+        _narrow_k_fixed(A, B, out, bias, relu, gate, 2)
     elif k == 3:
-        _narrow_k_fixed(A, B, out, bias, row_bias, relu, gate, 3)
+        _narrow_k_fixed(A, B, out, bias, relu, gate, 3)
     else:
-        _narrow_k_fixed(A, B, out, bias, row_bias, relu, gate, 4)
+        _narrow_k_fixed(A, B, out, bias, relu, gate, 4)
 
 
 @_mm_jit
@@ -359,7 +356,7 @@ def _gemm(A, B, out):
     if size < TINY_GEMM:
         _gemm_loop(A, B, out)
     elif _is_narrow_k(m, k, n):
-        _narrow_k(A, B, out, None, None, False, None)
+        _narrow_k(A, B, out, None, False, None)
     elif size < NARROW_GEMM and n < MIN_LOOP_COLUMNS and max(m, k) * n <= STACK_ITEMS:
         if A.flags.c_contiguous:
             _narrow_n(A, B, out)
@@ -483,7 +480,7 @@ def activation_backward(act, A, dA, out):
 @jit
 def linear_forward(X, W, b, act, out):
     if act == RELU and _is_narrow_k(X.shape[0], X.shape[1], W.shape[1]):
-        _narrow_k(X, W, out, b, None, True, None)  # product, bias and ReLU in one pass
+        _narrow_k(X, W, out, b, True, None)  # product, bias and ReLU in one pass
         return
     _gemm(X, W, out)
     _bias_activation(out, b, act)
@@ -504,7 +501,7 @@ def _linear_backward(X, W, dZ, dW, db, dX, relu_out):
     if dX is None:
         return
     if relu_out is not None and _is_narrow_k(dZ.shape[0], dZ.shape[1], W.shape[0]):
-        _narrow_k(dZ, W.T, dX, None, None, False, relu_out)
+        _narrow_k(dZ, W.T, dX, None, False, relu_out)
         return
     _gemm(dZ, W.T, dX)
     if relu_out is not None:
