@@ -117,6 +117,15 @@ def test_interrupted_run_resumes(tmp_path):
     assert ResultStore(tmp_path, "full").rows == []  # another mode starts afresh
 
 
+def test_a_fresh_run_resumes_no_section_of_an_earlier_one(tmp_path):
+    ResultStore(tmp_path, "full").save_section("coldstart", {"mode": "full", "results": {"a": 1}})
+    assert ResultStore(tmp_path, "full").section("coldstart")["results"] == {"a": 1}
+    fresh = ResultStore(tmp_path, "full", fresh=True)
+    assert fresh.section("coldstart") is None
+    fresh.save_section("coldstart", {"mode": "full", "results": {"b": 2}})
+    assert fresh.section("coldstart")["results"] == {"b": 2}
+
+
 def test_slow_backend_case_is_reported_not_dropped(monkeypatch):
     monkeypatch.setattr(speed, "SLOW_BACKENDS", ("numpy",))
     guard = speed.SlowBackendGuard()

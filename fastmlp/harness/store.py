@@ -47,13 +47,15 @@ class ResultStore:
 
     A row is identified by ``(key, backend, mode)``; ``done`` tells a resumed run
     which rows it can skip. Sections (convergence, machine...) are JSON files of
-    their own, each also written atomically.
+    their own, each also written atomically. ``fresh``: resume nothing, neither rows
+    nor the sections an earlier run wrote.
     """
 
     def __init__(self, directory, mode, fresh=False):
-        self.dir, self.mode = Path(directory), mode
+        self.dir, self.mode, self.fresh = Path(directory), mode, fresh
         self.rows = [] if fresh else self._load_rows()
         self.rows = [r for r in self.rows if r.get("mode") == mode]
+        self._saved = set()  # sections written by this run
 
     def _load_rows(self):
         try:
@@ -78,10 +80,13 @@ class ResultStore:
         write_atomic(self.dir / "results.csv", pd.DataFrame(self.rows).to_csv(index=False))
 
     def section(self, name):
+        if self.fresh and name not in self._saved:
+            return None  # an earlier run's
         try:
             return json.loads((self.dir / f"{name}.json").read_text())
         except (OSError, ValueError):
             return None
 
     def save_section(self, name, data):
+        self._saved.add(name)
         write_atomic(self.dir / f"{name}.json", json.dumps(dumps(data)))
