@@ -103,18 +103,18 @@ class MLP:
                                                layout.views(work, plan.layers, A, n_samples)[-1])
         return self._workspaces[key]
 
-    def _stepper(self, X, Y, ws, optimizer, rng, specialise=False):
-        """A zero-argument training step on a prepared batch, the hot path: everything it
-        can look up is looked up here, once (a small network's step is ~2 us of Python).
-        ``specialise``: the step will be called many times, bind the kernel to these
-        arrays' types if the backend can (see ``numba_backend.specialise``)."""
+    def _stepper(self, X, Y, ws, optimizer, rng):
+        """A zero-argument training step on a prepared batch, to be called many times, the
+        hot path: everything it can look up is looked up here, once (a small network's
+        step is ~2 us of Python), and the kernel is bound to these arrays' types if the
+        backend can (see ``numba_backend.specialise``)."""
         arrays = (X, Y, self._theta, self._grad, ws.work, ws.layers, self._spec, self._coefs)
         uniforms, dtype, theta, raw = ws.uniforms, self.dtype, self._theta, self.backend.raw
         next_args = optimizer._train_step_args("theta", theta) if optimizer._fusable else None
         # A backend may have a faster step kernel for this network (extra: its own arguments).
         kernel, extra = (raw.step_kernel(X, ws.layers, self._spec) if hasattr(raw, "step_kernel")
                          else (raw.network_train_step, ()))
-        if specialise and hasattr(raw, "specialise") and optimizer._fusable:
+        if hasattr(raw, "specialise") and optimizer._fusable:
             # Arrays like the optimizer's state and scalars, for their types only.
             like = (optimizer.code, np.zeros((1, 1), dtype), np.zeros(1))
             kernel = raw.specialise(kernel, arrays + like, extra)
@@ -219,7 +219,7 @@ class MLP:
         X = self._X(X)
         Y = self._Y(y, X.shape[0])
         ws, opt, rng = self._workspace(X.shape[0], True), optim.get(optimizer), self._rng
-        return self._stepper(X, Y, ws, opt, rng, specialise=True)
+        return self._stepper(X, Y, ws, opt, rng)
 
     def fit(self, X, y, optimizer="rmsprop", epochs=1, batch_size=None, validation_data=None,
             shuffle=True, verbose=0):
@@ -253,7 +253,7 @@ class MLP:
                 guard.save()
                 if len(Xb) not in steps:  # the batch buffers are the same arrays every time
                     steps[len(Xb)] = self._stepper(Xb, Yb, self._workspace(len(Xb), True), opt,
-                                                   self._rng, specialise=True)
+                                                   self._rng)
                 with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
                     loss = steps[len(Xb)]()
                 if not np.isfinite(loss):
