@@ -128,3 +128,30 @@ def test_a_narrow_relu_pair_is_stored_units_by_samples(compiled_backend, dtype):
     np.testing.assert_allclose(region(plan.layers[1], contract.Z, (3, n)), Z.T, **tol)
     np.testing.assert_allclose(region(plan.layers[1], contract.A, (n, 3)),
                                P / P.sum(1, keepdims=True), **tol)
+
+
+def test_narrow_pair_scratch_bound_counts_the_inputs(compiled_backend, reference):
+    """Four inputs, one class, 1300 samples: X.T (5200 numbers) does not fit the fused
+    step's stack scratch (4096), so the layer-by-layer step runs (its hidden layer stored
+    samples x units), and agrees with numpy."""
+    sizes, n = [4, 6, 1], 1300
+    plan = layout.plan(sizes, n, training=True)
+    rng = np.random.default_rng(1)
+    X, theta, Y = rng.normal(size=(n, 4)), rng.normal(size=plan.theta_size), np.ones((n, 1))
+    spec = np.array([contract.RELU, contract.SOFTMAX, contract.CROSS_ENTROPY])
+    results = []
+    for kernels in (compiled_backend, reference):
+        grad, work = np.zeros_like(theta), np.zeros(plan.work_size)
+        loss = kernels.raw.network_loss_and_grads(X, Y, theta, grad, work, plan.layers, spec,
+                                                  np.zeros(3))
+        results.append((loss, grad))
+        if kernels is compiled_backend:
+            W1, b1 = layout.param_views(theta, plan.layers)[:2]
+            row = plan.layers[0]
+            hidden = work[row[contract.A]:row[contract.A] + n * 6].reshape(n, 6)
+            np.testing.assert_allclose(hidden, np.maximum(X @ W1 + b1, 0), rtol=1e-10)
+    assert results[0][0] == pytest.approx(results[1][0], abs=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10, atol=1e-12)
+    if compiled_backend.name == "numba":
+        kernel, extra = compiled_backend.raw.step_kernel(X, plan.layers, spec)
+        assert kernel is compiled_backend.raw.network_train_step and extra == ()

@@ -1016,7 +1016,7 @@ cdef bint runs_narrow_pair(const long long* layers, int n_layers, const long lon
     cdef int kin = at(layers, 0, FAN_IN), kout = at(layers, 1, FAN_OUT)
     return (spec[0] == RELU and spec[1] == SOFTMAX and spec[2] == CROSS_ENTROPY
             and at(layers, 0, COL_U) < 0 and kin <= NARROW_K and kout <= NARROW_K
-            and n >= MIN_LOOP_COLUMNS and (kout + 2) * n <= STACK_ITEMS)
+            and n >= MIN_LOOP_COLUMNS and max(kin, kout + 2) * n <= STACK_ITEMS)
 
 
 cdef double softmax_ce_transposed(const floating* ZT, const floating* Y, floating* P,

@@ -818,7 +818,8 @@ def step_kernel(X, layers, spec):
     n, k = X.shape[0], int(layers[-1, FAN_OUT])
     if (len(layers) == 2 and spec[HIDDEN_ACT] == RELU and spec[OUTPUT_ACT] == SOFTMAX
             and spec[LOSS] == CROSS_ENTROPY and layers[0, U] < 0 and X.shape[1] <= NARROW_K
-            and k <= NARROW_K and n >= MIN_LOOP_COLUMNS and (k + 2) * n <= STACK_ITEMS):
+            and k <= NARROW_K and n >= MIN_LOOP_COLUMNS
+            and max(X.shape[1], k + 2) * n <= STACK_ITEMS):
         return narrow_pair_train_step, (X.shape[1], k)
     return network_train_step, ()
 
