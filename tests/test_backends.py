@@ -86,6 +86,33 @@ def test_kernel_agrees_with_numpy(backend, reference, dtype, name, scalars, code
         assert got == pytest.approx(want, rel=tol["rtol"], abs=tol["atol"])
 
 
+#: Each optimizer's update with weight decay: its settings, and a gradient and parameter at
+#: which g = grad + weight_decay * param overflows in float32, though not in float64.
+OVERFLOWING = [(name, SCALARS[name][1]) for name in
+               ("sgd_update", "rmsprop_update", "adam_update", "adagrad_update")]
+
+
+@pytest.mark.parametrize("name, scalars", OVERFLOWING, ids=[c[0] for c in OVERFLOWING])
+def test_float32_updates_compute_in_float32(compiled_backend, reference, name, scalars):
+    """The compiled updates round as the reference does, to the parameter's precision at
+    each operation (NumPy's rule for Python scalars): float64 intermediates would give
+    finite steps here where float32 ones give inf and nan. The naive backend's Python
+    floats are float64 by nature."""
+    assert scalars["weight_decay"] > 0
+    spec = contract.KERNELS[name]
+    args = random_arguments(spec, np.float32, seed=1)
+    args["grad"] = np.full_like(args["grad"], 3.4e38)
+    args["param"] = np.full_like(args["param"], 1e38)
+    got_arrays, _ = run(compiled_backend, name, args, scalars, {})
+    with np.errstate(over="ignore", invalid="ignore"):
+        want_arrays, _ = run(reference, name, args, scalars, {})
+    assert not np.isfinite(want_arrays["param"]).any(), "no overflow to test"
+    for array_name, array_spec in spec.arrays.items():
+        if array_spec.written:
+            np.testing.assert_array_equal(got_arrays[array_name], want_arrays[array_name],
+                                          err_msg=f"{compiled_backend.name}.{name}: {array_name}")
+
+
 @pytest.mark.parametrize("act", range(len(contract.ACTIVATIONS)),
                          ids=list(contract.ACTIVATIONS))
 def test_activation_kernels_work_in_place(backend, reference, act):
