@@ -126,6 +126,30 @@ def test_a_fresh_run_resumes_no_section_of_an_earlier_one(tmp_path):
     assert fresh.section("coldstart")["results"] == {"b": 2}
 
 
+def test_cases_timed_together_take_turns(tmp_path, monkeypatch):
+    calls = []
+    first, alone, second = (fake_case(name, calls) for name in ("first", "alone", "second"))
+    monkeypatch.setattr(workloads, "TIMED_TOGETHER", ((first.key, second.key),))
+    assert [[c.key for c in g] for g in workloads.timed_groups([first, alone, second])] == \
+        [[first.key, second.key], [alone.key]]
+    store = ResultStore(tmp_path, "quick")
+    speed.run_speed([first, alone, second], store, budget=0.01)
+    assert [r["name"] for r in store.rows] == ["first", "second", "alone"]
+    together = [name for name in calls if name != "alone"]
+    switches = sum(a != b for a, b in zip(together, together[1:]))
+    assert switches >= 3, "the grouped cases were timed one after the other, not in turns"
+    assert calls.index("alone") > max(i for i, name in enumerate(calls) if name != "alone")
+
+
+def test_each_ratio_between_cases_is_timed_together():
+    keys = {case.key for case in workloads.suite()}
+    pairs = {frozenset(group) for group in workloads.TIMED_TOGETHER}
+    for label, num_key, _, den_key, _, _, _ in tables.TARGETS:
+        assert {num_key, den_key} <= keys, label
+        if num_key != den_key:
+            assert frozenset((num_key, den_key)) in pairs, label
+
+
 def test_slow_backend_case_is_reported_not_dropped(monkeypatch):
     monkeypatch.setattr(speed, "SLOW_BACKENDS", ("numpy",))
     guard = speed.SlowBackendGuard()

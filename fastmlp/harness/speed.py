@@ -65,12 +65,17 @@ def _start(case, backend, guard, budget):
 
 
 def run_case(case, names, guard, budget):
-    """Rows for ``case`` on each backend of ``names``: timings, or why it did not run.
+    """Rows for ``case`` on each backend of ``names``: timings, or why it did not run."""
+    return run_cases([(case, names)], guard, budget)
 
-    The fast backends are timed round by round in turn; a slow backend alone
-    (its long calls would stretch the others' rounds).
+
+def run_cases(plan, guard, budget):
+    """Rows for each ``(case, backend names)`` of ``plan``: timings, or why it did not run.
+
+    The fast backends of every case are timed round by round in turn; a slow
+    backend alone (its long calls would stretch the others' rounds).
     """
-    started = [_start(case, name, guard, budget) for name in names]
+    started = [_start(case, name, guard, budget) for case, names in plan for name in names]
     together = [timer for row, timer in started
                 if timer is not None and row["backend"] not in SLOW_BACKENDS]
     timing.interleave(together)
@@ -82,7 +87,8 @@ def run_case(case, names, guard, budget):
 
 
 def run_speed(cases, store, budget=0.25, progress=None, only=None, slow_limit=PYTHON_LIMIT_S):
-    """Run every case on every available backend (skipping rows the store already has).
+    """Run every case on every available backend (skipping rows the store already has);
+    the cases of a ``workloads.TIMED_TOGETHER`` group are timed together.
 
     ``slow_limit``: the longest estimated call a slow backend may make.
     """
@@ -90,14 +96,15 @@ def run_speed(cases, store, budget=0.25, progress=None, only=None, slow_limit=PY
     wanted = None if only is None else {*only, "numpy"}  # numpy: the reference of every ratio
     names = [n for n, (ok, _) in status.items() if ok and (wanted is None or n in wanted)]
     guard = SlowBackendGuard(slow_limit)
-    for case in cases:
+    for group in workloads.timed_groups(cases):
         if progress is not None:
-            progress.set_postfix_str(case.key[-60:], refresh=False)
-        todo = [b for b in names if case.applies(b) and not store.done(case.key, b)]
-        for row in run_case(case, todo, guard, budget) if todo else []:
+            progress.set_postfix_str(group[0].key[-60:], refresh=False)
+        plan = [(case, [b for b in names if case.applies(b) and not store.done(case.key, b)])
+                for case in group]
+        for row in run_cases(plan, guard, budget) if any(todo for _, todo in plan) else []:
             store.add(row)
         if progress is not None:
-            progress.update(1)
+            progress.update(len(group))
     return status
 
 

@@ -267,6 +267,33 @@ def peak_case(n=1024, name="gemm_peak"):
 
 # ---------------------------------------------------------------- suites
 
+#: Cases timed round by round together, as the backends of one case are: the two sides of
+#: each ratio between cases that the targets print (``tables.TARGETS``). Timed apart, the
+#: load of a shared machine could change between them; the MNIST step's ratio to its
+#: GEMMs swung 1.15x-1.68x between runs minutes apart.
+TIMED_TOGETHER = (
+    ("step/mnist/784-512-512-10 b256 rmsprop/f32",
+     "reference/mnist_gemms/784-512-512-10 b256/f32"),
+    ("kernel/matmul/256x784x512/f32", "kernel/matmul_blocked/256x784x512/f32"),
+)
+
+
+def timed_groups(cases):
+    """``cases`` in order, as lists of cases to time together (``TIMED_TOGETHER``): each
+    group at its first case's place, every other case alone."""
+    group_of = {key: keys for keys in TIMED_TOGETHER for key in keys}
+    groups, open_groups = [], {}
+    for case in cases:
+        keys = group_of.get(case.key)
+        if keys is None:
+            groups.append([case])
+        elif keys in open_groups:
+            open_groups[keys].append(case)
+        else:
+            open_groups[keys] = [case]
+            groups.append(open_groups[keys])
+    return groups
+
 def suite(quick=False):
     """Every case of ``fastmlp report`` (``quick``: a handful, for CI)."""
     if quick:
