@@ -357,18 +357,23 @@ def matmul_blas(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, 
 # The own blocked product (matmul_blocked), GotoBLAS-style. B is packed KC rows at a time
 # into panels NR columns wide (contiguous, zero-padded: the packed block stays in L2), the
 # MR rows of A a tile needs are packed interleaved (they stay in L1), and each MR x NR tile
-# of the product is summed in 2 * MR vector registers. At 256x784x512 float32 on one core
-# the tile measured 66-80 GFLOP/s (OpenBLAS: 70-74).
+# of the product is summed in 2 * MR vector registers, then stored into (or, after the
+# first block of K, added to) C straight from them.
 #
 # The tile is C with GCC/Clang vector extensions (setup.py's flags assume those compilers
 # already), not a Cython loop: written as loops, GCC -O3 vectorises the reduction over p
 # (gathers, sums kept in order: 2 GFLOP/s), or, with the column loop outermost, does the
 # right thing only when it sees kc as a constant.
+#
+# At 256x784x512 float32 on 2 cores: 60 GFLOP/s with B packed by one thread and every
+# tile stored through a scratch tile; 97-99 with the packing shared by the threads and
+# full tiles stored from the registers (numpy.matmul: 136-143 in the same runs).
 cdef extern from *:
     """
     #define FASTMLP_MR 6
     #define FASTMLP_TILE(T, NAME)                                                       \
-    static void NAME(const T* a_pack, const T* panel, int kc, T* tile) {                \
+    static void NAME(const T* a_pack, const T* panel, int kc, T* c, int ldc,            \
+                     int accumulate) {                                                  \
         typedef T vec __attribute__((vector_size(32), aligned(sizeof(T))));            \
         enum { LANES = 32 / sizeof(T) };                                                \
         vec lo[FASTMLP_MR] = {0}, hi[FASTMLP_MR] = {0};                                 \
@@ -382,18 +387,23 @@ cdef extern from *:
             }                                                                           \
         }                                                                               \
         for (int r = 0; r < FASTMLP_MR; r++) {                                          \
-            *(vec*)(tile + 2 * LANES * r) = lo[r];                                      \
-            *(vec*)(tile + 2 * LANES * r + LANES) = hi[r];                              \
+            vec* row = (vec*)(c + r * ldc);                                             \
+            if (accumulate) {                                                           \
+                lo[r] += row[0];                                                        \
+                hi[r] += row[1];                                                        \
+            }                                                                           \
+            row[0] = lo[r];                                                             \
+            row[1] = hi[r];                                                             \
         }                                                                               \
     }
     FASTMLP_TILE(float, fastmlp_tile_f32)
     FASTMLP_TILE(double, fastmlp_tile_f64)
     """
     enum: MR "FASTMLP_MR"
-    void tile_f32 "fastmlp_tile_f32"(const float* a_pack, const float* panel, int kc,
-                                     float* tile) noexcept nogil
+    void tile_f32 "fastmlp_tile_f32"(const float* a_pack, const float* panel, int kc, float* c,
+                                     int ldc, bint accumulate) noexcept nogil
     void tile_f64 "fastmlp_tile_f64"(const double* a_pack, const double* panel, int kc,
-                                     double* tile) noexcept nogil
+                                     double* c, int ldc, bint accumulate) noexcept nogil
 
 cdef enum:
     NR_MAX = 16
@@ -405,19 +415,17 @@ cdef inline int tile_cols(const floating* like) noexcept nogil:
     return 16 if floating is float else 8
 
 
-cdef void pack_panels(const floating* B, int ldb, int kc, int n, floating* packed) noexcept nogil:
+cdef void pack_panel(const floating* B, int ldb, int kc, int n, int panel,
+                     floating* packed) noexcept nogil:
     """packed[panel, p, j] = B[p, panel * NR + j], zero past column n."""
-    cdef int nr = tile_cols(B), panel, p, j, j0, width
+    cdef int nr = tile_cols(B), j0 = panel * nr, width = min(nr, n - j0), p, j
     cdef floating* dst
-    for panel in range((n + nr - 1) // nr):
-        j0 = panel * nr
-        width = min(nr, n - j0)
-        for p in range(kc):
-            dst = packed + (panel * kc + p) * nr
-            for j in range(width):
-                dst[j] = B[p * ldb + j0 + j]
-            for j in range(width, nr):
-                dst[j] = 0
+    for p in range(kc):
+        dst = packed + (panel * kc + p) * nr
+        for j in range(width):
+            dst[j] = B[p * ldb + j0 + j]
+        for j in range(width, nr):
+            dst[j] = 0
 
 
 cdef void pack_rows(const floating* A, int lda, int rows, int kc, floating* packed) noexcept nogil:
@@ -428,53 +436,56 @@ cdef void pack_rows(const floating* A, int lda, int rows, int kc, floating* pack
             packed[p * MR + r] = A[r * lda + p] if r < rows else 0
 
 
-cdef void store_tile(const floating* tile, floating* C, int ldc, int rows, int cols,
-                     bint accumulate) noexcept nogil:
-    """C[:rows, :cols] (+)= tile[:rows, :cols] (the tile is MR x NR)."""
-    cdef int nr = tile_cols(tile), r, j
-    for r in range(rows):
-        for j in range(cols):
-            if accumulate:
-                C[r * ldc + j] += tile[r * nr + j]
-            else:
-                C[r * ldc + j] = tile[r * nr + j]
+cdef inline void tile(const floating* a_pack, const floating* panel, int kc, floating* c,
+                      int ldc, bint accumulate) noexcept nogil:
+    if floating is float:
+        tile_f32(a_pack, panel, kc, c, ldc, accumulate)
+    else:
+        tile_f64(a_pack, panel, kc, c, ldc, accumulate)
 
 
 cdef void row_block_product(const floating* A, int lda, int rows, const floating* packed,
                             int kc, int n, floating* C, bint accumulate) noexcept nogil:
     """C[:rows, :n] (+)= A[:rows, :kc] @ the packed block of B, one panel at a time; the
-    packed rows of A and the tile live on this thread's stack."""
+    packed rows of A, and the tile at the edges of C, live on this thread's stack."""
     cdef floating a_pack[MR * KC]
-    cdef floating tile[MR * NR_MAX]
-    cdef int nr = tile_cols(A), panel
+    cdef floating edge[MR * NR_MAX]
+    cdef int nr = tile_cols(A), panel, cols, r, j
     pack_rows(A, lda, rows, kc, a_pack)
     for panel in range((n + nr - 1) // nr):
-        if floating is float:
-            tile_f32(a_pack, packed + panel * kc * nr, kc, tile)
-        else:
-            tile_f64(a_pack, packed + panel * kc * nr, kc, tile)
-        store_tile(tile, C + panel * nr, n, rows, min(nr, n - panel * nr), accumulate)
+        cols = min(nr, n - panel * nr)
+        if rows == MR and cols == nr:
+            tile(a_pack, packed + panel * kc * nr, kc, C + panel * nr, n, accumulate)
+            continue
+        tile(a_pack, packed + panel * kc * nr, kc, edge, nr, False)
+        for r in range(rows):
+            for j in range(cols):
+                if accumulate:
+                    C[r * n + panel * nr + j] += edge[r * nr + j]
+                else:
+                    C[r * n + panel * nr + j] = edge[r * nr + j]
 
 
 def matmul_blocked(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] out):
     """Own blocked product (see the tile above). K is split into equal blocks of at most
-    KC; each block of B is packed into one buffer, malloc'd once per call and freed on
-    every path; row blocks of MR run in parallel (OpenMP) over it."""
+    KC; each block of B is packed, by all threads, into one buffer (malloc'd once per call
+    and freed on every path); then row blocks of MR run in parallel (OpenMP) over it."""
     cdef int m = A.shape[0], k = A.shape[1], n = B.shape[1], nr = tile_cols(&A[0, 0])
     cdef int depth = max(1, (k + KC - 1) // KC), kc = (k + depth - 1) // depth
-    cdef int block, p0, width, i0
+    cdef int panels = (n + nr - 1) // nr, block, p0, width, i0, panel
     cdef floating* packed
     if k == 0 or n == 0:  # nothing to pack (and malloc(0) may return NULL)
         out[:, :] = 0
         return
-    packed = <floating*>malloc(kc * ((n + nr - 1) // nr) * nr * sizeof(floating))
+    packed = <floating*>malloc(kc * panels * nr * sizeof(floating))
     if packed == NULL:
         raise MemoryError()
     with nogil:  # nothing in here can fail, so the free below is always reached
         for block in range(depth):
             p0 = block * kc
             width = min(kc, k - p0)
-            pack_panels(&B[p0, 0], n, width, n, packed)
+            for panel in prange(panels, schedule="static"):
+                pack_panel(&B[p0, 0], n, width, n, panel, packed)
             for i0 in prange(0, m, MR, schedule="static"):
                 row_block_product(&A[i0, p0], k, min(MR, m - i0), packed, width, n,
                                   &out[i0, 0], block > 0)
