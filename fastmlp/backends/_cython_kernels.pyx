@@ -73,7 +73,8 @@ cdef inline floating zero_where(bint condition, floating v) noexcept nogil:
     """+0 where condition, else v, branch-free (see fastmlp_zero_where_f32)."""
     if floating is float:
         return zero_where_f32(condition, v)
-    return zero_where_f64(condition, v)
+    else:
+        return zero_where_f64(condition, v)
 
 
 cdef inline floating element(const floating* M, int ld, bint trans, int r, int c) noexcept nogil:
@@ -718,10 +719,12 @@ cdef inline floating exp_nonpositive(floating x) noexcept nogil:
         p = one + r * (one + r * (<float>(1 / 2.) + r * (<float>(1 / 6.) + r * (<float>(1 / 24.)
             + r * (<float>(1 / 120.) + r * (<float>(1 / 720.) + r * <float>(1 / 5040.)))))))
         return zero_where(n < <float>-126, p * pow2_f32(t))  # NaN: false, and p is NaN
-    p = 1 + r * (1 + r * (1 / 2. + r * (1 / 6. + r * (1 / 24. + r * (1 / 120. + r * (1 / 720.
-        + r * (1 / 5040. + r * (1 / 40320. + r * (1 / 362880. + r * (1 / 3628800.
-        + r * (1 / 39916800. + r * (1 / 479001600. + r * (1 / 6227020800.)))))))))))))
-    return zero_where(n < -1022, p * pow2_f64(t))
+    else:
+        p = 1 + r * (1 + r * (1 / 2. + r * (1 / 6. + r * (1 / 24. + r * (1 / 120.
+            + r * (1 / 720. + r * (1 / 5040. + r * (1 / 40320. + r * (1 / 362880.
+            + r * (1 / 3628800. + r * (1 / 39916800. + r * (1 / 479001600.
+            + r * (1 / 6227020800.)))))))))))))
+        return zero_where(n < -1022, p * pow2_f64(t))
 
 
 cdef double softmax_ce_c(const floating* Z, const floating* Y, floating* P, floating* dZ,
@@ -1294,7 +1297,8 @@ cdef extern from *:
 cdef inline floating row_sum(const floating* p, int n) noexcept nogil:
     if floating is float:
         return row_sum_f32(p, n)
-    return row_sum_f64(p, n)
+    else:
+        return row_sum_f64(p, n)
 
 
 cdef inline void pair_forward(int kin, int kout, const floating* XT, const floating* W1,
