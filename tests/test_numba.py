@@ -71,8 +71,8 @@ def test_kernels_stay_valid_python_without_the_jit(numba_backend):
     """NUMBA_DISABLE_JIT=1 runs the kernels as plain Python: the suite must still pass."""
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_backends.py",
-         "-k", "numba and float64 and (kernel_agrees or composition or twenty or extreme"
-         " or narrow_relu_pair)"],
+         "tests/test_compiled.py", "-k", "numba and float64 and (kernel_agrees or composition"
+         " or twenty or extreme or narrow_relu_pair or matmul_paths)"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": ROOT, "NUMBA_DISABLE_JIT": "1"})
     assert result.returncode == 0, result.stdout[-3000:]
