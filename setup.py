@@ -30,9 +30,12 @@ class BuildExt(build_ext):
     def build_extensions(self):
         compiler = self.compiler.compiler_so[0]
         # -fno-math-errno: sqrt need not set errno, so the optimizer loops have no branch
-        # and vectorise (the results are the same).
-        flags = ["-O3", "-fno-math-errno"] + ([] if os.environ.get("FASTMLP_NO_NATIVE") == "1"
-                                              else ["-march=native"])
+        # and vectorise (the results are the same). -fno-wrapv undoes the -fwrapv of
+        # Python's own flags (nothing here relies on signed overflow wrapping): with it,
+        # GCC kept the blocked product's int indices 32-bit in the loop (one core: 38-44
+        # GFLOP/s against 60-75).
+        flags = ["-O3", "-fno-math-errno", "-fno-wrapv"] + (
+            [] if os.environ.get("FASTMLP_NO_NATIVE") == "1" else ["-march=native"])
         openmp = ["-fopenmp"] if compiler_accepts(compiler, ["-fopenmp"]) else []
         if not openmp:
             print("warning: the C compiler does not support OpenMP; building the cython "
