@@ -123,7 +123,8 @@ def _vector_tile(typingctx, a_pack, b_pack, b_offset, depth, out, row, col, accu
     the sums go through memory on every step of the inner dimension, and LLVM's SLP
     vectorizer, which would pack a fully unrolled tile into vectors, is off in Numba by
     default (``NUMBA_SLP_VECTORIZE``). So the tile is written in LLVM IR: the same loop as
-    the Cython backend's C tile.
+    the Cython backend's C tile. Nothing is bounds-checked: the caller passes a whole tile
+    inside ``out`` and packs holding ``depth`` rows.
     """
     arrays = (_is_c_array(a_pack, 1), _is_c_array(b_pack, 1), _is_c_array(out, 2))
     if not all(arrays) or out.dtype not in (types.float32, types.float64) \
@@ -181,14 +182,6 @@ def _vector_tile(typingctx, a_pack, b_pack, b_offset, depth, out, row, col, accu
     return signature, codegen
 
 
-def _python_vector_tile(a_pack, b_pack, b_offset, depth, out, row, col, accumulate):
-    columns = tile_columns(out.itemsize)
-    a = a_pack[:depth * TILE_ROWS].reshape(depth, TILE_ROWS)
-    b = b_pack[b_offset:b_offset + depth * columns].reshape(depth, columns)
-    block = out[row:row + TILE_ROWS, col:col + columns]
-    block[...] = (block if accumulate else 0) + a.T @ b
-
-
 if config.DISABLE_JIT:
     def pow2(n):
         """2 ** n for an integral float n in the normal exponent range of its own type."""
@@ -206,7 +199,15 @@ if config.DISABLE_JIT:
     def flat_view(array):
         """A C-contiguous array as a 1-D view."""
         return array.reshape(-1)
-    vector_tile = _python_vector_tile
+
+    def vector_tile(a_pack, b_pack, b_offset, depth, out, row, col, accumulate):
+        """out[row:row + TILE_ROWS, col:col + NR] (+)= a_pack's first depth x TILE_ROWS
+        block (p-major) transposed @ b_pack's depth x NR panel at b_offset."""
+        columns = tile_columns(out.itemsize)
+        a = a_pack[:depth * TILE_ROWS].reshape(depth, TILE_ROWS)
+        b = b_pack[b_offset:b_offset + depth * columns].reshape(depth, columns)
+        block = out[row:row + TILE_ROWS, col:col + columns]
+        block[...] = (block if accumulate else 0) + a.T @ b
 else:
     matrix_view, flat_view, stack_matrix, pow2 = _matrix_view, _flat_view, _stack_matrix, _pow2
     vector_tile = _vector_tile
