@@ -31,7 +31,7 @@ def test_training_step_allocates_no_numpy_arrays(compiled_backend, optimizer):
     assert grown == []
 
 
-# (m, k, n): edges of every tile and block size of the blocked loops (row tiles of 4 or 6,
+# (m, k, n): edges of every tile and block size of the blocked loops (row tiles of 6,
 # column panels of 8 or 16, K blocks of at most 256).
 @pytest.mark.parametrize("shape", [(256, 784, 512), (5, 7, 3), (33, 17, 600), (1, 1, 1),
                                    (5, 3, 7), (67, 129, 33), (7, 513, 17), (13, 257, 1)],
