@@ -64,6 +64,15 @@ def _start(case, backend, guard, budget):
         return dict(row, status="error", note=f"{type(error).__name__}: {error}"), None
 
 
+#: Turns of each timer when cases are timed together (``workloads.TIMED_TOGETHER``), rather
+#: than ``timing.TURNS`` (3): shorter turns spread each side of a ratio over the whole
+#: run. ``fastmlp targets --repeat 5``, 2026-11-26, the MNIST ratio's ranges over five runs:
+#: 1.11-1.50 and 1.18-1.28 (numba), 1.09-1.20 and 1.21-1.73 (cython) with 3 turns; 1.13-1.22
+#: and 1.15-1.19, 1.12-1.23 and 1.13-1.21 with 8 (every case: the full report then took
+#: 5 min 20 s instead of 3 min 37 s, hence only here).
+TOGETHER_TURNS = 8
+
+
 def run_case(case, names, guard, budget):
     """Rows for ``case`` on each backend of ``names``: timings, or why it did not run."""
     return run_cases([(case, names)], guard, budget)
@@ -78,7 +87,7 @@ def run_cases(plan, guard, budget):
     started = [_start(case, name, guard, budget) for case, names in plan for name in names]
     together = [timer for row, timer in started
                 if timer is not None and row["backend"] not in SLOW_BACKENDS]
-    timing.interleave(together)
+    timing.interleave(together, turns=TOGETHER_TURNS if len(plan) > 1 else timing.TURNS)
     for row, timer in started:
         if timer is not None and row["backend"] in SLOW_BACKENDS:
             timing.interleave([timer])

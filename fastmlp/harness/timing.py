@@ -90,8 +90,12 @@ class Timer:
 SETTLE_ABOVE_S, SETTLE_S = 5e-4, 0.25
 
 
-def interleave(timers, max_rounds=200, turns=3):
-    """Turns across ``timers``, each a third of its budget, until each has spent it.
+#: Turns each timer of ``interleave`` takes by default.
+TURNS = 3
+
+
+def interleave(timers, max_rounds=200, turns=TURNS):
+    """Turns across ``timers``, each ``1 / turns`` of its budget, until each has spent it.
 
     Taking turns means a slow spell of a shared machine hits every backend of a
     case alike, so their ratios stay honest. Turns are blocks of rounds, and a
