@@ -13,14 +13,14 @@ Importing compiles nothing; each kernel compiles on first use (and is cached
 on disk for the next process).
 
 Parallelism: only ``matmul_blocked`` uses ``prange`` (at 256x784x512 float32, two
-threads: 80-112 GFLOP/s against numpy.matmul's 110-138 in the same runs; one thread: 52-62
-against 77-85). The element-wise and
-optimizer kernels stay serial at every size. Alone, a two-thread float32
-``rmsprop_update`` over 670k parameters takes 0.19 ms against 0.32 serial, but
-inside a training step its threads contend with OpenBLAS's, which spin for a
-while after each product: the MNIST-shape RMSprop step took 17-20 ms with it
-against 7.2 serial (10k parameters: 0.06 vs 0.013 ms alone). So the serial
-threshold is "always". The BLAS products use OpenBLAS's own threads.
+threads: 80-112 GFLOP/s against numpy.matmul's 110-138 in the same runs; one thread:
+52-62 against 77-85). The element-wise and optimizer kernels stay serial at every
+size. Alone, a two-thread float32 ``rmsprop_update`` over 670k parameters takes
+0.19 ms against 0.32 serial, but inside a training step its threads contend with
+OpenBLAS's, which spin for a while after each product: the MNIST-shape RMSprop
+step took 17-20 ms with it against 7.2 serial (10k parameters: 0.06 vs 0.013 ms
+alone). So the serial threshold is "always". The BLAS products use OpenBLAS's
+own threads.
 
 ``FASTMLP_FASTMATH=1`` compiles with ``fastmath=True`` (results then differ
 from the NumPy reference in the last bits) and without the disk cache; the
@@ -658,7 +658,7 @@ def dropout_apply(A, U, p, out):
 # Each update computes in the parameter's precision, its scalars rounded to it first, as
 # the NumPy reference does (NEP 50: Python floats do not widen float32 arrays). In float32
 # the sqrt and the division then vectorise twice as wide: rmsprop_update over the MNIST
-# network's 670k parameters 0.86 -> 0.32 ms.
+# network's 670k parameters 0.75 -> 0.31 ms.
 
 
 @jit
