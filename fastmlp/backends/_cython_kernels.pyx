@@ -267,7 +267,8 @@ cdef void narrow_n_transposed_a(int m, int n, int k, const floating* AT, int lda
     cdef int i, j, p = 0
     memset(CT, 0, m * n * sizeof(floating))
     while p + 4 <= k:  # four rows of AT a pass: one load and store of C.T per four updates
-        # Row pointers: with -fwrapv, an index like 2 * lda + i may wrap, and GCC gathers.
+        # Row pointers: under Python's -fwrapv (setup.py now undoes it) an index like
+        # 2 * lda + i may wrap, and GCC gathered.
         a0, a1, a2, a3 = AT + p * lda, AT + (p + 1) * lda, AT + (p + 2) * lda, AT + (p + 3) * lda
         for j in range(n):
             b0, b1 = element(B, ldb, trans_b, p, j), element(B, ldb, trans_b, p + 1, j)
@@ -321,7 +322,7 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* 
         memset(C, 0, m * n * sizeof(floating))
         for i in range(m):
             c_row = C + i * n  # row pointers: the inner loop indexes by j alone, which
-            for p in range(k):  # GCC vectorises even under Python's -fwrapv
+            for p in range(k):  # GCC vectorises even under Python's -fwrapv (now undone)
                 a = A[p * lda + i] if trans_a else A[i * lda + p]
                 b_row = B + p * ldb
                 for j in range(n):
@@ -1049,8 +1050,9 @@ cdef double softmax_ce_transposed(const floating* ZT, const floating* Y, floatin
                                   floating* dZT, int k, int n) noexcept nogil:
     """softmax_ce_c on logits stored transposed, ZT (k classes, n samples): the gradient
     into dZT transposed, the probabilities into P as the contract has them (n, k: fit reads
-    them). Every loop runs along the samples, through row pointers (an index j * n + i may
-    wrap under -fwrapv, and GCC did not vectorise it: 5.3 us, against 2.7 us at the spiral),
+    them). Every loop runs along the samples, through row pointers (under Python's -fwrapv,
+    which setup.py now undoes, an index j * n + i may wrap, and GCC did not vectorise it:
+    5.3 us, against 2.7 us at the spiral),
     none with a sum across them (GCC keeps such a sum in order, in scalar code) but row_sum."""
     cdef floating scratch[STACK_ITEMS]  # exp of each class, each sample's log-sum-exp, total
     cdef floating* lse = scratch + k * n

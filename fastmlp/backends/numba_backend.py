@@ -966,7 +966,7 @@ def _pair_forward(XT, W1, b1, W2, b2, HT, ZT, kin, kout):
 
 @_dot_jit
 def _pair_backward(XT, HT, dZT, W2, dW1, db1, dW2, kin, kout):
-    """dW2, db1 and dW1 of ``_narrow_pair_loss_and_grads``, one pass over the samples a
+    """dW2, db1 and dW1 of ``narrow_pair_train_step``, one pass over the samples a
     hidden unit p: its kout dot products with dZT (dW2[p]), and its delta (dZT's rows
     weighted by W2[p], ReLU's mask applied) summed into db1[p] and dotted with X.T's rows
     into dW1[:, p], never stored."""
