@@ -13,7 +13,6 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import shuffle as shuffled
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 from fastmlp import backends
@@ -171,8 +170,10 @@ class BaseMLP(BaseEstimator):
         try:
             self.n_iter_ = 0
             for _ in range(p["max_iter"]):
-                if p["shuffle"]:
-                    order = shuffled(order, random_state=rs)
+                if p["shuffle"]:  # sklearn.utils.shuffle's draws, without its input checks
+                    indices = np.arange(len(order))
+                    rs.shuffle(indices)
+                    order = order[indices]
                 self.loss_ = epochs.run(order if p["shuffle"] else None) / scale
                 self.n_iter_ += 1
                 self.t_ += epochs.n_rows
@@ -256,32 +257,24 @@ def _build(args, params, seed):
 class _Epochs:
     """Passes over ``(X, Y)`` in mini-batches, each step one ``MLP.make_step`` call.
 
-    A step is bound to batch buffers of its size, filled in place before each call, so
-    that validation and setup happen once per batch size, not once per batch.
+    Every batch has its step, bound once to its rows of a copy of the data that each
+    epoch rewrites in its order: validation and setup happen once per fit, not per batch.
     """
 
     def __init__(self, model, optimizer, X, Y, batch_size):
-        self.model, self.optimizer, self.X, self.Y = model, optimizer, X, Y
-        self.n_rows, self.batch_size = X.shape[0], batch_size
-        self._slots = {}  # rows -> (X buffer, Y buffer, step)
-
-    def _slot(self, rows):
-        if rows not in self._slots:
-            Xb, Yb = self.X[:rows].copy(), self.Y[:rows].copy()
-            self._slots[rows] = Xb, Yb, self.model.make_step(Xb, Yb, self.optimizer)
-        return self._slots[rows]
+        self.X, self.Y, self.n_rows = X, Y, X.shape[0]
+        self._X, self._Y = X.copy(), Y.copy()  # the rows in this epoch's order
+        self._steps = [(start, model.make_step(self._X[start:start + batch_size],
+                                               self._Y[start:start + batch_size], optimizer))
+                       for start in range(0, self.n_rows, batch_size)]
 
     def run(self, order=None):
         """One epoch, rows in ``order`` (or as they are); the loss averaged over rows."""
-        total = 0.0
-        for start in range(0, self.n_rows, self.batch_size):
-            stop = min(start + self.batch_size, self.n_rows)
-            Xb, Yb, step = self._slot(stop - start)
-            if order is None:
-                Xb[...], Yb[...] = self.X[start:stop], self.Y[start:stop]
-            else:
-                np.take(self.X, order[start:stop], axis=0, out=Xb)
-                np.take(self.Y, order[start:stop], axis=0, out=Yb)
+        if order is not None:
+            np.take(self.X, order, axis=0, out=self._X)
+            np.take(self.Y, order, axis=0, out=self._Y)
+        total, ends = 0.0, [start for start, _ in self._steps[1:]] + [self.n_rows]
+        for (start, step), stop in zip(self._steps, ends):
             with np.errstate(over="ignore", invalid="ignore"):  # checked just below
                 loss = step()
             if not math.isfinite(loss):

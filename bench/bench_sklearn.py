@@ -1,0 +1,110 @@
+"""fastmlp.sklearn.MLPClassifier against scikit-learn's MLPClassifier on digits, side by side.
+
+Both get the same hyper-parameters (hidden (100,), adam, alpha 1e-4, learning rate 1e-3,
+the given batch size and epochs, the stopping rule off so that both run every epoch)
+and the same random_state in each run, on the same float32 arrays
+(``fastmlp.datasets.digits``: 1347 training rows, 450 test rows). Runs alternate between
+the tools, each run's order reversed from the last, so that a busy spell of a shared
+machine hits all alike; the first fit of each fastmlp backend (Numba's compile) is timed
+apart and not counted. A row "steps only" times as many bare ``MLP.make_step`` calls
+on one batch: what fastmlp's training steps cost without the estimator around them.
+
+BLAS and OpenMP run single-threaded unless ``--threads`` says otherwise: on a shared
+2-core machine their spinning threads contend, and both tools slowed down by 2-5x.
+
+    .venv/bin/python bench/bench_sklearn.py --runs 5 --epochs 40 --batch-size 32
+"""
+import argparse
+import statistics
+import time
+import warnings
+
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier as SklearnMLP
+from threadpoolctl import threadpool_limits
+
+from fastmlp import MLP, backends, datasets, optim
+from fastmlp.sklearn import MLPClassifier
+
+
+def settings(epochs, batch_size, seed):
+    return dict(hidden_layer_sizes=(100,), solver="adam", alpha=1e-4, learning_rate_init=1e-3,
+                batch_size=batch_size, max_iter=epochs, n_iter_no_change=epochs,
+                random_state=seed)
+
+
+def fit_and_score(estimator, data):
+    """(fit seconds, test accuracy) of ``estimator`` on ``data``."""
+    (X_train, y_train), (X_test, y_test) = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        started = time.perf_counter()
+        estimator.fit(X_train, y_train)
+        seconds = time.perf_counter() - started
+    return seconds, estimator.score(X_test, y_test)
+
+
+def steps_only(backend, epochs, batch_size, data):
+    """(seconds, None) of as many bare training steps as the fit takes, on its first batch."""
+    (X_train, y_train), _ = data
+    rows = min(200, len(X_train)) if batch_size == "auto" else batch_size
+    model = MLP([X_train.shape[1], 100, 10], backend=backend, dtype="float32")
+    step = model.make_step(X_train[:rows], y_train[:rows], optim.Adam())
+    started = time.perf_counter()
+    for _ in range(epochs * -(-len(X_train) // rows)):
+        step()
+    return time.perf_counter() - started, None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch-size", default="32", help="an int or 'auto'")
+    parser.add_argument("--backends", default=",".join(
+        b for b in ("cython", "numba", "numpy") if backends.available()[b][0]))
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS and OpenMP threads (0: the libraries' defaults)")
+    args = parser.parse_args(argv)
+    with threadpool_limits(args.threads or None):
+        compare(args)
+
+
+def compare(args):
+    batch = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
+    data = datasets.digits("float32")
+    tools = {"scikit-learn": lambda seed: fit_and_score(
+        SklearnMLP(**settings(args.epochs, batch, seed)), data)}
+    for name in args.backends.split(","):
+        tools[f"fastmlp {name}"] = lambda seed, name=name: fit_and_score(
+            MLPClassifier(backend=name, dtype="float32", **settings(args.epochs, batch, seed)),
+            data)
+        tools[f"  {name} steps only"] = lambda seed, name=name: steps_only(
+            name, args.epochs, batch, data)
+    for tool in tools:
+        if tool.startswith("fastmlp"):
+            print(f"first fit, {tool}: {tools[tool](0)[0]:.2f} s (not counted)")
+    results = {tool: [] for tool in tools}
+    for run in range(args.runs):
+        for tool in (list(tools) if run % 2 == 0 else list(tools)[::-1]):
+            results[tool].append(tools[tool](run))
+    print(f"\ndigits, hidden (100,), adam, batch {batch}, {args.epochs} epochs, "
+          f"{args.runs} runs (random_state 0..{args.runs - 1}), "
+          f"threads: {args.threads or 'library defaults'}")
+    print(f"{'tool':<20} {'fit median':>10} {'fit range':>15} {'speed-up':>8} "
+          f"{'run ratios':>12} {'test accuracy':>22}")
+    reference = [seconds for seconds, _ in results["scikit-learn"]]
+    for tool, rows in results.items():
+        seconds = [s for s, _ in rows]
+        ratios = [ref / s for ref, s in zip(reference, seconds)]
+        accuracy = [100 * a for _, a in rows if a is not None]
+        scores = (f"{statistics.mean(accuracy):.2f}% ({min(accuracy):.1f}-{max(accuracy):.1f})"
+                  if accuracy else "")
+        print(f"{tool:<20} {statistics.median(seconds):>9.3f}s "
+              f"{min(seconds):>6.3f}-{max(seconds):.3f}s "
+              f"{statistics.median(reference) / statistics.median(seconds):>7.1f}x "
+              f"{min(ratios):>5.1f}-{max(ratios):.1f}x {scores:>22}")
+
+
+if __name__ == "__main__":
+    main()
