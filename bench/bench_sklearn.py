@@ -6,24 +6,26 @@ and the same random_state in each run, on the same float32 arrays
 (``fastmlp.datasets.digits``: 1347 training rows, 450 test rows). Runs alternate between
 the tools, each run's order reversed from the last, so that a busy spell of a shared
 machine hits all alike; the first fit of each fastmlp backend (Numba's compile) is timed
-apart and not counted. A row "steps only" times as many bare ``MLP.make_step`` calls
-on one batch: what fastmlp's training steps cost without the estimator around them.
+apart and not counted. ``--partial-fit`` times ``partial_fit`` called once per batch
+instead of ``fit`` (streaming use: every call validates its input and runs one step).
 
 BLAS and OpenMP run single-threaded unless ``--threads`` says otherwise: on a shared
 2-core machine their spinning threads contend, and both tools slowed down by 2-5x.
 
     .venv/bin/python bench/bench_sklearn.py --runs 5 --epochs 40 --batch-size 32
+    .venv/bin/python bench/bench_sklearn.py --runs 5 --epochs 5 --batch-size 32 --partial-fit
 """
 import argparse
 import statistics
 import time
 import warnings
 
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SklearnMLP
 from threadpoolctl import threadpool_limits
 
-from fastmlp import MLP, backends, datasets, optim
+import numpy as np
+
+from fastmlp import backends, datasets
 from fastmlp.sklearn import MLPClassifier
 
 
@@ -33,27 +35,23 @@ def settings(epochs, batch_size, seed):
                 random_state=seed)
 
 
-def fit_and_score(estimator, data):
-    """(fit seconds, test accuracy) of ``estimator`` on ``data``."""
+def fit_and_score(estimator, data, partial):
+    """(training seconds, test accuracy) of ``estimator`` on ``data``: one ``fit``, or
+    ``max_iter`` passes of ``partial_fit`` calls, one a batch."""
     (X_train, y_train), (X_test, y_test) = data
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with warnings.catch_warnings():  # ConvergenceWarning; partial_fit's last, short batch
+        warnings.simplefilter("ignore")
         started = time.perf_counter()
-        estimator.fit(X_train, y_train)
+        if partial:
+            rows, classes = estimator.batch_size, np.unique(y_train)
+            for _ in range(estimator.max_iter):
+                for start in range(0, len(X_train), rows):
+                    estimator.partial_fit(X_train[start:start + rows],
+                                          y_train[start:start + rows], classes=classes)
+        else:
+            estimator.fit(X_train, y_train)
         seconds = time.perf_counter() - started
     return seconds, estimator.score(X_test, y_test)
-
-
-def steps_only(backend, epochs, batch_size, data):
-    """(seconds, None) of as many bare training steps as the fit takes, on its first batch."""
-    (X_train, y_train), _ = data
-    rows = min(200, len(X_train)) if batch_size == "auto" else batch_size
-    model = MLP([X_train.shape[1], 100, 10], backend=backend, dtype="float32")
-    step = model.make_step(X_train[:rows], y_train[:rows], optim.Adam())
-    started = time.perf_counter()
-    for _ in range(epochs * -(-len(X_train) // rows)):
-        step()
-    return time.perf_counter() - started, None
 
 
 def main(argv=None):
@@ -65,6 +63,8 @@ def main(argv=None):
         b for b in ("cython", "numba", "numpy") if backends.available()[b][0]))
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS and OpenMP threads (0: the libraries' defaults)")
+    parser.add_argument("--partial-fit", action="store_true",
+                        help="time partial_fit once per batch (an int --batch-size) instead")
     args = parser.parse_args(argv)
     with threadpool_limits(args.threads or None):
         compare(args)
@@ -74,13 +74,11 @@ def compare(args):
     batch = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
     data = datasets.digits("float32")
     tools = {"scikit-learn": lambda seed: fit_and_score(
-        SklearnMLP(**settings(args.epochs, batch, seed)), data)}
+        SklearnMLP(**settings(args.epochs, batch, seed)), data, args.partial_fit)}
     for name in args.backends.split(","):
         tools[f"fastmlp {name}"] = lambda seed, name=name: fit_and_score(
             MLPClassifier(backend=name, dtype="float32", **settings(args.epochs, batch, seed)),
-            data)
-        tools[f"  {name} steps only"] = lambda seed, name=name: steps_only(
-            name, args.epochs, batch, data)
+            data, args.partial_fit)
     for tool in tools:
         if tool.startswith("fastmlp"):
             print(f"first fit, {tool}: {tools[tool](0)[0]:.2f} s (not counted)")
@@ -88,10 +86,11 @@ def compare(args):
     for run in range(args.runs):
         for tool in (list(tools) if run % 2 == 0 else list(tools)[::-1]):
             results[tool].append(tools[tool](run))
-    print(f"\ndigits, hidden (100,), adam, batch {batch}, {args.epochs} epochs, "
+    print(f"\ndigits, hidden (100,), adam, batch {batch}, {args.epochs} epochs"
+          f"{' of partial_fit calls' if args.partial_fit else ''}, "
           f"{args.runs} runs (random_state 0..{args.runs - 1}), "
           f"threads: {args.threads or 'library defaults'}")
-    print(f"{'tool':<20} {'fit median':>10} {'fit range':>15} {'speed-up':>8} "
+    print(f"{'tool':<20} {'time median':>10} {'fit range':>15} {'speed-up':>8} "
           f"{'run ratios':>12} {'test accuracy':>22}")
     reference = [seconds for seconds, _ in results["scikit-learn"]]
     for tool, rows in results.items():

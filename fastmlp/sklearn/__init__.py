@@ -93,20 +93,31 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         X, y = validate_data(self, X, y, multi_output=True, dtype=dtype, order="C", reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            check_classification_targets(y)
             self._label_binarizer = LabelBinarizer().fit(y)
             self.classes_ = self._label_binarizer.classes_
-        else:
+        elif self.warm_start and not incremental:
             classes = unique_labels(y)
-            if self.warm_start and not incremental and set(classes) != set(self.classes_):
+            if set(classes) != set(self.classes_):
                 raise ValueError("warm_start can only be used where `y` has the same classes "
                                  f"as in the previous call to fit. Previously got "
                                  f"{self.classes_}, `y` has {classes}")
-            if len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
-                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
-                                 f"{self.classes_}. 'y' has {classes}.")
-        return X, self._label_binarizer.transform(y).astype(dtype)
+        return X, self._one_hot(y, dtype)
+
+    def _one_hot(self, y, dtype):
+        """``y`` as the network's targets: one-hot rows, or one 0/1 column for two classes.
+        (LabelBinarizer.transform, which costs milliseconds, for multi-label targets only.)"""
+        if y.ndim == 2:
+            return self._label_binarizer.transform(y).astype(dtype)
+        codes = np.searchsorted(self.classes_, y).clip(0, len(self.classes_) - 1)
+        unknown = self.classes_[codes] != y
+        if unknown.any():
+            raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                             f"{self.classes_}. 'y' has {unique_labels(y)}.")
+        if len(self.classes_) <= 2:  # one logistic output, 1 for the second class
+            return codes.reshape(-1, 1).astype(dtype)
+        return np.eye(len(self.classes_), dtype=dtype)[codes]
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
@@ -131,7 +142,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             multilabel = type_of_target(y).startswith("multilabel")
             self._label_binarizer = LabelBinarizer().fit(y if multilabel else classes)
             self.classes_ = self._label_binarizer.classes_
-        elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(f"`classes={classes!r}` is not the same as on last call to "
                              f"partial_fit, was: {self.classes_!r}")
         return self._fit(X, y, incremental=True)

@@ -82,7 +82,7 @@ class BaseMLP(BaseEstimator):
         return self._fit(X, y, incremental=False)
 
     def _fit(self, X, y, incremental):
-        p = _params.validate(self.get_params())
+        p = _params.validate(self)
         first = not hasattr(self, "_model") or (not self.warm_start and not incremental)
         X, Y = self._validate_input(X, y, incremental, reset=first, dtype=p["dtype"])
         if incremental and p["early_stopping"]:
@@ -240,9 +240,12 @@ class BaseMLP(BaseEstimator):
         params = state.pop("_model", None)
         super().__setstate__(state)
         if params is not None:
-            args = dict(self._mlp_args)
-            if not backends.available().get(args["backend"], (False,))[0]:
-                args["backend"] = _params.backend_name("backend", "auto")
+            args = self._mlp_args
+            if not backends.available()[args["backend"]][0]:
+                fallback = _params.backend_name("backend", "auto")
+                warnings.warn(f"backend {args['backend']!r}, which trained this estimator, is "
+                              f"unavailable here: it predicts with {fallback!r}")
+                args["backend"] = self.backend_ = fallback
             self._model = _build(args, params, 0)
 
 
@@ -274,12 +277,13 @@ class _Epochs:
             np.take(self.X, order, axis=0, out=self._X)
             np.take(self.Y, order, axis=0, out=self._Y)
         total, ends = 0.0, [start for start, _ in self._steps[1:]] + [self.n_rows]
-        for (start, step), stop in zip(self._steps, ends):
-            with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        with np.errstate(over="ignore", invalid="ignore"):  # each loss is checked
+            for (start, step), stop in zip(self._steps, ends):
                 loss = step()
-            if not math.isfinite(loss):
-                raise ValueError(f"the training loss became {loss} (rows {start}..{stop - 1} "
-                                 "of an epoch). The input data may contain large values and "
-                                 "need to be preprocessed, or learning_rate_init is too large.")
-            total += float(loss) * (stop - start)
+                if not math.isfinite(loss):
+                    raise ValueError(f"the training loss became {loss} (rows {start}.."
+                                     f"{stop - 1} of an epoch). The input data may contain "
+                                     "large values and need to be preprocessed, or "
+                                     "learning_rate_init is too large.")
+                total += float(loss) * (stop - start)
         return total / self.n_rows

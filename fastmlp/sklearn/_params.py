@@ -106,7 +106,12 @@ def _verbose(name, value):
 def backend_name(name, value):
     """The backend to train on: ``"auto"`` is the first of ``AUTO_BACKENDS`` that imports."""
     if value == "auto":
-        return next(b for b in AUTO_BACKENDS if backends.available()[b][0])
+        for name in AUTO_BACKENDS:  # imported one at a time: Numba's import takes a second
+            try:
+                backends.get(name)
+                return name
+            except ImportError:
+                continue
     if value not in backends.MODULES:
         raise ValueError(f"{name} must be 'auto' or one of {list(backends.MODULES)}, "
                          f"got {value!r}")
@@ -142,7 +147,7 @@ CHECKS = {
 }
 
 
-def validate(params):
-    """``{name: checked value}`` for the estimator's ``get_params()``; raises on the first
-    bad one (random_state is checked by ``check_random_state`` where it is used)."""
-    return {name: CHECKS[name](name, value) for name, value in params.items() if name in CHECKS}
+def validate(estimator):
+    """``{name: checked value}`` of the estimator's parameters; raises on the first bad one
+    (random_state is checked by ``check_random_state`` where it is used)."""
+    return {name: check(name, getattr(estimator, name)) for name, check in CHECKS.items()}
