@@ -152,6 +152,17 @@ def test_partial_fit_over_batches_matches_one_epoch_of_fit():
         MLPClassifier(backend="numpy").partial_fit(X, y)
 
 
+def test_partial_fit_as_scikit_learn_over_uneven_chunks():
+    # Each call's batch is its chunk, so alpha / batch_size changes from call to call.
+    X, y = _data("multiclass")
+    ours, theirs = _pair("multiclass", batch_size="auto")
+    for start, stop in [(0, 50), (50, 80), (80, 150), (150, 240)]:
+        for estimator in (ours, theirs):
+            estimator.partial_fit(X[start:stop], y[start:stop], classes=np.unique(y))
+    _assert_same_weights(ours, theirs)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+
+
 def test_compiled_backends_train_as_the_reference():
     X, y = _data("multiclass")
     reference = MLPClassifier(backend="numpy", dtype="float64", max_iter=3, random_state=0)
@@ -266,6 +277,20 @@ def test_pickle_and_joblib_round_trip():
     np.testing.assert_array_equal(loaded.coefs_[0], clf.coefs_[0])
 
 
+def test_unpickled_where_its_backend_is_missing(monkeypatch):
+    X, y = _data("binary")
+    clf = MLPClassifier(backend="python", max_iter=2, hidden_layer_sizes=(4,), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    status = {**backends.available(), "python": (False, "not built here")}
+    monkeypatch.setattr(backends, "available", lambda: status)
+    with pytest.warns(UserWarning, match="backend 'python'.* unavailable here"):
+        loaded = pickle.loads(pickle.dumps(clf))
+    assert loaded.backend_ == next(b for b in AUTO_BACKENDS if status[b][0])
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-5)
+
+
 def test_verbose_prints_as_scikit_learn(capsys):
     X, y = _data("multiclass")
     MLPClassifier(backend="numpy", max_iter=30, tol=10.0, n_iter_no_change=2, verbose=True,
@@ -333,3 +358,5 @@ def test_partial_fit_refuses_early_stopping_and_new_classes():
     clf = MLPClassifier(backend="numpy").partial_fit(X[y < 2], y[y < 2], classes=[0, 1])
     with pytest.raises(ValueError, match="classes not in"):
         clf.partial_fit(X, y)
+    with pytest.raises(ValueError, match="classes not in"):
+        clf.partial_fit(X, np.array(["a", "b"])[y % 2])

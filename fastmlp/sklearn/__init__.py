@@ -110,9 +110,12 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         (LabelBinarizer.transform, which costs milliseconds, for multi-label targets only.)"""
         if y.ndim == 2:
             return self._label_binarizer.transform(y).astype(dtype)
-        codes = np.searchsorted(self.classes_, y).clip(0, len(self.classes_) - 1)
-        unknown = self.classes_[codes] != y
-        if unknown.any():
+        try:
+            codes = np.searchsorted(self.classes_, y).clip(0, len(self.classes_) - 1)
+            unknown = (self.classes_[codes] != y).any()
+        except TypeError:  # labels that do not compare with classes_ (strings and numbers)
+            codes, unknown = None, True
+        if unknown:
             raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
                              f"{self.classes_}. 'y' has {unique_labels(y)}.")
         if len(self.classes_) <= 2:  # one logistic output, 1 for the second class
