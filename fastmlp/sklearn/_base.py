@@ -88,10 +88,9 @@ class BaseMLP(BaseEstimator):
         if incremental and p["early_stopping"]:
             raise ValueError("partial_fit does not support early_stopping=True")
         rs = check_random_state(self.random_state)
-        if first:
-            self._initialize(X.shape[1], Y.shape[1], p, rs)
-        elif self.n_layers_ != len(p["hidden_layer_sizes"]) + 2 or any(
-                W.shape[1] != h for W, h in zip(self.coefs_, p["hidden_layer_sizes"])):
+        initial = self._initialize(X.shape[1], Y.shape[1], p, rs) if first else None
+        if not first and (self.n_layers_ != len(p["hidden_layer_sizes"]) + 2 or any(
+                W.shape[1] != h for W, h in zip(self.coefs_, p["hidden_layer_sizes"]))):
             raise ValueError("hidden_layer_sizes changed from the fitted network's "
                              f"{tuple(W.shape[1] for W in self.coefs_[:-1])} to "
                              f"{p['hidden_layer_sizes']}; fit with warm_start=False")
@@ -105,7 +104,7 @@ class BaseMLP(BaseEstimator):
                               "going to be clipped")
             batch_size = min(p["batch_size"], n)
         scale = OUTPUTS[self.out_activation_][2](self.n_outputs_)
-        self._network(p, scale * p["alpha"] / batch_size, scale, rs)
+        self._network(p, scale * p["alpha"] / batch_size, scale, rs, initial)
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = _params.SOLVERS[p["solver"]](p, scale)
         epochs = _Epochs(self._model, self._optimizer, X_train, Y_train, batch_size)
@@ -113,7 +112,8 @@ class BaseMLP(BaseEstimator):
         return self
 
     def _initialize(self, n_features, n_outputs, p, rs):
-        """First fit: scikit-learn's attributes and initial weights, from the same draws."""
+        """First fit: scikit-learn's attributes; returns its initial weights, from the same
+        draws, as ``[W1, b1, W2, b2, ...]``."""
         self.n_iter_, self.t_ = 0, 0
         self.n_outputs_ = n_outputs
         self.n_layers_ = len(p["hidden_layer_sizes"]) + 2
@@ -125,9 +125,8 @@ class BaseMLP(BaseEstimator):
             bound = np.sqrt(factor / (fan_in + fan_out))
             params += [rs.uniform(-bound, bound, (fan_in, fan_out)),
                        rs.uniform(-bound, bound, fan_out)]
-        self._model, self._mlp_args = None, {}
-        self._network(p, 0.0, 1.0, rs, sizes, params)
-        self._best_params = [q.copy() for q in self._model.params]
+        self._mlp_args = {}  # no network yet: _network builds it
+        self._best_params = [q.copy() for q in params]
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if p["early_stopping"]:
@@ -136,12 +135,15 @@ class BaseMLP(BaseEstimator):
         else:
             self.validation_scores_ = self.best_validation_score_ = None
             self.best_loss_ = np.inf
+        return params
 
-    def _network(self, p, l2, scale, rs, sizes=None, params=None):
-        """Keep ``self._model`` a ``fastmlp.MLP`` with these settings, carrying its parameters
-        over when a setting changed (fastmlp's penalties are fixed per model)."""
+    def _network(self, p, l2, scale, rs, params=None):
+        """Keep ``self._model`` a ``fastmlp.MLP`` with these settings and ``params`` (or its
+        own, carried over when a setting changed: fastmlp's penalties are fixed per model)."""
         output, loss, _ = OUTPUTS[self.out_activation_]
-        args = dict(sizes=sizes or self._mlp_args["sizes"], activation=p["activation"],
+        sizes = (self._mlp_args["sizes"] if params is None else
+                 (params[0].shape[0], *(W.shape[1] for W in params[::2])))
+        args = dict(sizes=sizes, activation=p["activation"],
                     output=output, loss=loss, backend=p["backend"], dtype=str(p["dtype"]),
                     dropout=p["dropout"], l1=scale * p["l1"], l2=l2)
         if args == self._mlp_args:
