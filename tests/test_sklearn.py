@@ -103,9 +103,10 @@ def test_nesterov_sgd_and_logistic_init_as_scikit_learn():
     _assert_same_weights(ours, theirs)
 
 
-def test_early_stopping_as_scikit_learn():
-    X, y = _data("binary", n=400)
-    ours, theirs = _pair("binary", early_stopping=True, n_iter_no_change=3, max_iter=300,
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_early_stopping_as_scikit_learn(kind):
+    X, y = _data(kind, n=400)
+    ours, theirs = _pair(kind, early_stopping=True, n_iter_no_change=3, max_iter=300,
                          learning_rate_init=0.05)
     ours.fit(X, y)
     theirs.fit(X, y)

@@ -53,8 +53,8 @@ _PARAMETERS = """
     momentum, nesterovs_momentum : float, default=0.9; bool, default=True
         For ``solver='sgd'``.
     early_stopping, validation_fraction : bool, default=False; float, default=0.1
-        Hold out ``validation_fraction`` of the rows (stratified for single-output
-        classification), score them every epoch, and keep the best weights.
+        Hold out ``validation_fraction`` of the rows (stratified for two classes, as
+        scikit-learn does), score them every epoch, and keep the best weights.
     beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
         Adam's (``epsilon`` also for 'rmsprop' and 'adagrad').
     backend : str, default='auto'
@@ -126,7 +126,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
     def _stratify(self, Y):
-        return None if self._label_binarizer.y_type_.startswith("multilabel") else Y
+        # scikit-learn's rule, which its docs put as "except multi-label": by then its
+        # multiclass targets are one-hot rows, so only a binary split is stratified.
+        return Y if Y.shape[1] == 1 else None
 
     def _scored_targets(self, Y):
         return self._label_binarizer.inverse_transform(Y)
@@ -211,5 +213,4 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
-        tags.target_tags.single_output = True
         return tags

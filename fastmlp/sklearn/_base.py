@@ -184,7 +184,7 @@ class BaseMLP(BaseEstimator):
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
                 self._count_no_improvement(p, X_val, y_val)
                 if self._no_improvement_count > p["n_iter_no_change"]:
-                    what = ("Validation score" if p["early_stopping"] else "Training loss")
+                    what = "Validation score" if p["early_stopping"] else "Training loss"
                     if p["verbose"]:
                         print(f"{what} did not improve more than tol={p['tol']:f} for "
                               f"{p['n_iter_no_change']} consecutive epochs. Stopping.")
@@ -202,6 +202,7 @@ class BaseMLP(BaseEstimator):
                 param[...] = best
 
     def _count_no_improvement(self, p, X_val, y_val):
+        """scikit-learn's ``_update_no_improvement_count``: epochs without progress by tol."""
         if p["early_stopping"]:
             score = self._score_rows(X_val, y_val)
             self.validation_scores_.append(score)
