@@ -7,7 +7,6 @@ early stopping are tested. The checks run on the ``numpy`` backend (nothing to c
 """
 import io
 import pickle
-import warnings
 
 import joblib
 import numpy as np
@@ -25,6 +24,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from fastmlp import backends
 from fastmlp.sklearn import MLPClassifier, MLPRegressor
 from fastmlp.sklearn._params import AUTO_BACKENDS
+
+# Most fits here are short on purpose (one test asserts the warning itself).
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 EXPECTED_FAILED = {
     "check_regressor_multioutput": "predictions have the estimator's dtype, float32 by "
@@ -73,7 +75,6 @@ def _assert_same_weights(ours, theirs, rtol=1e-9):
         np.testing.assert_allclose(mine, reference, rtol=rtol, atol=1e-12)
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("kind", ["multiclass", "binary", "multilabel", "regression",
                                   "multioutput"])
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
@@ -96,10 +97,8 @@ def test_nesterov_sgd_and_logistic_init_as_scikit_learn():
     X, y = _data("multiclass")
     ours, theirs = _pair("multiclass", solver="sgd", momentum=0.8, activation="logistic",
                          max_iter=3, learning_rate_init=0.1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ours.fit(X, y)
-        theirs.fit(X, y)
+    ours.fit(X, y)
+    theirs.fit(X, y)
     _assert_same_weights(ours, theirs)
 
 
@@ -167,29 +166,24 @@ def test_partial_fit_as_scikit_learn_over_uneven_chunks():
 def test_compiled_backends_train_as_the_reference():
     X, y = _data("multiclass")
     reference = MLPClassifier(backend="numpy", dtype="float64", max_iter=3, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        reference.fit(X, y)
-        for name in backends.names():
-            if name in ("numpy", "numba"):  # numba compiles for minutes: its tests cover it
-                continue
-            other = clone(reference).set_params(backend=name).fit(X, y)
-            assert other.backend_ == name
-            _assert_same_weights(other, reference, rtol=1e-8)
+    reference.fit(X, y)
+    for name in backends.names():
+        if name in ("numpy", "numba"):  # numba compiles for minutes: its tests cover it
+            continue
+        other = clone(reference).set_params(backend=name).fit(X, y)
+        assert other.backend_ == name
+        _assert_same_weights(other, reference, rtol=1e-8)
 
 
 def test_auto_backend_is_the_fastest_available():
     X, y = _data("binary", n=60)
     clf = MLPClassifier(max_iter=1, hidden_layer_sizes=(3,))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(X, y)
+    clf.fit(X, y)
     assert clf.backend_ == next(b for b in AUTO_BACKENDS if backends.available()[b][0])
 
 
 # ---------------------------------------------------------------- scikit-learn's conventions
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_pipeline_in_grid_search_on_digits():
     X, y = load_digits(return_X_y=True)
     pipe = make_pipeline(StandardScaler(), MLPClassifier(backend="numpy", max_iter=20,
@@ -207,14 +201,12 @@ def test_pipeline_in_grid_search_on_digits():
 def test_clone_and_set_params():
     X, y = _data("multiclass")
     clf = MLPClassifier(hidden_layer_sizes=(5,), backend="numpy", max_iter=2, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(X, y)
-        copy = clone(clf)
-        assert copy.get_params() == clf.get_params() and not hasattr(copy, "coefs_")
-        copy.set_params(hidden_layer_sizes=(9, 4), activation="tanh")
-        assert copy.get_params()["hidden_layer_sizes"] == (9, 4)
-        copy.fit(X, y)
+    clf.fit(X, y)
+    copy = clone(clf)
+    assert copy.get_params() == clf.get_params() and not hasattr(copy, "coefs_")
+    copy.set_params(hidden_layer_sizes=(9, 4), activation="tanh")
+    assert copy.get_params()["hidden_layer_sizes"] == (9, 4)
+    copy.fit(X, y)
     assert [W.shape for W in copy.coefs_] == [(6, 9), (9, 4), (4, 3)]
     assert [W.shape for W in clf.coefs_] == [(6, 5), (5, 3)]
 
@@ -253,9 +245,7 @@ def test_dataframe_gives_feature_names():
     X, y = _data("binary", n=80)
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
     clf = MLPClassifier(backend="numpy", max_iter=5, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(frame, y)
+    clf.fit(frame, y)
     np.testing.assert_array_equal(clf.feature_names_in_, frame.columns)
     assert clf.n_features_in_ == 6
     with pytest.raises(ValueError, match="feature names"):
@@ -281,9 +271,7 @@ def test_pickle_and_joblib_round_trip():
 def test_unpickled_where_its_backend_is_missing(monkeypatch):
     X, y = _data("binary")
     clf = MLPClassifier(backend="python", max_iter=2, hidden_layer_sizes=(4,), random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(X, y)
+    clf.fit(X, y)
     status = {**backends.available(), "python": (False, "not built here")}
     monkeypatch.setattr(backends, "available", lambda: status)
     with pytest.warns(UserWarning, match="backend 'python'.* unavailable here"):
@@ -305,18 +293,15 @@ def test_verbose_prints_as_scikit_learn(capsys):
 def test_warm_start_continues_from_the_fitted_weights():
     X, y = _data("multiclass")
     clf = MLPClassifier(backend="numpy", max_iter=5, warm_start=True, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(X, y)
-        first = list(clf.loss_curve_)
-        clf.fit(X, y)
+    clf.fit(X, y)
+    first = list(clf.loss_curve_)
+    clf.fit(X, y)
     assert len(clf.loss_curve_) == 10 and clf.n_iter_ == 5 and clf.t_ == 10 * len(X)
     assert clf.loss_curve_[5] < first[0]
     with pytest.raises(ValueError, match="same classes"):
         clf.fit(X[y < 2], y[y < 2])
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_dropout_and_l1():
     X, y = _data("multiclass")
     settings = dict(backend="numpy", max_iter=10, batch_size=20, learning_rate_init=0.01,
