@@ -6,8 +6,10 @@ and the same random_state in each run, on the same float32 arrays
 (``fastmlp.datasets.digits``: 1347 training rows, 450 test rows). Runs alternate between
 the tools, each run's order reversed from the last, so that a busy spell of a shared
 machine hits all alike; the first fit of each fastmlp backend (Numba's compile) is timed
-apart and not counted. ``--partial-fit`` times ``partial_fit`` called once per batch
-instead of ``fit`` (streaming use: every call validates its input and runs one step).
+apart and not counted. A row "steps only" times the same number of bare training steps
+(``MLP.make_step`` on each batch of the rows shuffled once): what fastmlp's steps cost
+without the estimator around them. ``--partial-fit`` times ``partial_fit`` called once
+per batch instead of ``fit`` (streaming use: every call validates its input).
 
 BLAS and OpenMP run single-threaded unless ``--threads`` says otherwise: on a shared
 2-core machine their spinning threads contend, and both tools slowed down by 2-5x.
@@ -25,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 import numpy as np
 
-from fastmlp import backends, datasets
+from fastmlp import MLP, backends, datasets, optim
 from fastmlp.sklearn import MLPClassifier
 
 
@@ -54,6 +56,24 @@ def fit_and_score(estimator, data, partial):
     return seconds, estimator.score(X_test, y_test)
 
 
+def steps_only(backend, epochs, batch_size, data, seed):
+    """(seconds, None) of the fit's training steps alone, each batch's step bound once."""
+    (X_train, y_train), _ = data
+    rows = min(200, len(X_train)) if batch_size == "auto" else batch_size
+    order = np.random.default_rng(seed).permutation(len(X_train))
+    X, Y = X_train[order], np.eye(10, dtype=np.float32)[y_train[order]]
+    model = MLP([X.shape[1], 100, 10], backend=backend, dtype="float32", l2=1e-4 / rows,
+                seed=seed)
+    adam = optim.Adam()
+    steps = [model.make_step(X[start:start + rows], Y[start:start + rows], adam)
+             for start in range(0, len(X), rows)]
+    started = time.perf_counter()
+    for _ in range(epochs):
+        for step in steps:
+            step()
+    return time.perf_counter() - started, None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -79,6 +99,9 @@ def compare(args):
         tools[f"fastmlp {name}"] = lambda seed, name=name: fit_and_score(
             MLPClassifier(backend=name, dtype="float32", **settings(args.epochs, batch, seed)),
             data, args.partial_fit)
+        if not args.partial_fit:
+            tools[f"  {name} steps only"] = lambda seed, name=name: steps_only(
+                name, args.epochs, batch, data, seed)
     for tool in tools:
         if tool.startswith("fastmlp"):
             print(f"first fit, {tool}: {tools[tool](0)[0]:.2f} s (not counted)")
@@ -90,7 +113,9 @@ def compare(args):
           f"{' of partial_fit calls' if args.partial_fit else ''}, "
           f"{args.runs} runs (random_state 0..{args.runs - 1}), "
           f"threads: {args.threads or 'library defaults'}")
-    print(f"{'tool':<20} {'time median':>10} {'fit range':>15} {'speed-up':>8} "
+    rows = min(200, len(data[0][0])) if batch == "auto" else batch
+    batches = args.epochs * -(-len(data[0][0]) // rows)
+    print(f"{'tool':<20} {'time median':>10} {'range':>15} {'a batch':>8} {'speed-up':>8} "
           f"{'run ratios':>12} {'test accuracy':>22}")
     reference = [seconds for seconds, _ in results["scikit-learn"]]
     for tool, rows in results.items():
@@ -101,6 +126,7 @@ def compare(args):
                   if accuracy else "")
         print(f"{tool:<20} {statistics.median(seconds):>9.3f}s "
               f"{min(seconds):>6.3f}-{max(seconds):.3f}s "
+              f"{1e6 * statistics.median(seconds) / batches:>6.0f}us "
               f"{statistics.median(reference) / statistics.median(seconds):>7.1f}x "
               f"{min(ratios):>5.1f}-{max(ratios):.1f}x {scores:>22}")
 
