@@ -3,7 +3,8 @@
 With ``dtype="float64"`` and the same ``random_state``, an estimator draws the same
 initial weights and shuffles as scikit-learn's and takes the same steps, so their
 weights agree to rounding: that is how the alpha scaling, the solvers, shuffling and
-early stopping are tested. The checks run on the ``numpy`` backend (nothing to compile).
+early stopping are tested. The checks run on the ``numpy`` and ``cython`` backends (neither
+compiles anything at run time).
 """
 import io
 import pickle
@@ -34,8 +35,13 @@ EXPECTED_FAILED = {
 }
 
 
-@parametrize_with_checks([MLPClassifier(backend="numpy", random_state=0),
-                          MLPRegressor(backend="numpy", random_state=0)],
+# The reference backend, and the default one when it is built (tests/test_cython.py fails
+# when it is not).
+CHECKED_BACKENDS = ["numpy"] + [b for b in AUTO_BACKENDS[:1] if backends.available()[b][0]]
+
+
+@parametrize_with_checks([cls(backend=name, random_state=0) for name in CHECKED_BACKENDS
+                          for cls in (MLPClassifier, MLPRegressor)],
                          expected_failed_checks=lambda est: (
                              EXPECTED_FAILED if isinstance(est, MLPRegressor) else {}))
 def test_sklearn_estimator_checks(estimator, check):
