@@ -12,7 +12,8 @@ without the estimator around them. ``--partial-fit`` times ``partial_fit`` calle
 per batch instead of ``fit`` (streaming use: every call validates its input).
 
 BLAS and OpenMP run single-threaded unless ``--threads`` says otherwise: on a shared
-2-core machine their spinning threads contend, and both tools slowed down by 2-5x.
+2-core machine their spinning threads contend, and both tools ran 6-11x slower with the
+libraries' defaults (``--threads 0``), scikit-learn the more.
 
     .venv/bin/python bench/bench_sklearn.py --runs 5 --epochs 40 --batch-size 32
     .venv/bin/python bench/bench_sklearn.py --runs 5 --epochs 5 --batch-size 32 --partial-fit
