@@ -158,13 +158,15 @@ def test_partial_fit_over_batches_matches_one_epoch_of_fit():
         MLPClassifier(backend="numpy").partial_fit(X, y)
 
 
-def test_partial_fit_as_scikit_learn_over_uneven_chunks():
+@pytest.mark.parametrize("kind", ["multiclass", "regression"])
+def test_partial_fit_as_scikit_learn_over_uneven_chunks(kind):
     # Each call's batch is its chunk, so alpha / batch_size changes from call to call.
-    X, y = _data("multiclass")
-    ours, theirs = _pair("multiclass", batch_size="auto")
+    X, y = _data(kind)
+    ours, theirs = _pair(kind, batch_size="auto")
+    first = {"classes": np.unique(y)} if kind == "multiclass" else {}
     for start, stop in [(0, 50), (50, 80), (80, 150), (150, 240)]:
         for estimator in (ours, theirs):
-            estimator.partial_fit(X[start:stop], y[start:stop], classes=np.unique(y))
+            estimator.partial_fit(X[start:stop], y[start:stop], **first)
     _assert_same_weights(ours, theirs)
     np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
 
