@@ -171,6 +171,16 @@ def test_partial_fit_as_scikit_learn_over_uneven_chunks(kind):
     np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
 
 
+@pytest.mark.parametrize("solver, rate", [("rmsprop", 0.01), ("adagrad", 0.1)])
+@pytest.mark.parametrize("kind", ["multiclass", "regression"])
+def test_fastmlp_solvers_train(solver, rate, kind):
+    X, y = _data(kind)
+    ours, _ = _pair(kind, solver=solver, max_iter=60, learning_rate_init=rate)
+    ours.fit(X, y)
+    assert ours.loss_curve_[-1] < 0.5 * ours.loss_curve_[0]
+    assert ours.score(X, y) > 0.8
+
+
 def test_compiled_backends_train_as_the_reference():
     X, y = _data("multiclass")
     reference = MLPClassifier(backend="numpy", dtype="float64", max_iter=3, random_state=0)
