@@ -355,6 +355,14 @@ def test_bad_parameters_fail_at_fit_naming_them(name, value, error, words):
         clf.fit(X, y)
 
 
+def test_divergence_is_a_clear_error():
+    X, y = _data("regression")
+    reg = MLPRegressor(backend="numpy", solver="sgd", learning_rate_init=1e3, momentum=0.0,
+                       random_state=0)
+    with pytest.raises(ValueError, match="training loss became (nan|inf)"):
+        reg.fit(X, y * 1e3)
+
+
 def test_partial_fit_refuses_early_stopping_and_new_classes():
     X, y = _data("multiclass")
     with pytest.raises(ValueError, match="early_stopping"):
