@@ -4,14 +4,16 @@ functions that apply them.
 Both compiled backends follow this table. The Numba backend compiles ``FUNCTIONS`` as
 they are, into its kernels; ``setup.py`` writes ``CONSTANTS`` into ``cython/tuning.h`` for
 the Cython build, whose functions of the same names are tested against these
-(tests/test_twins.py). ``narrow_pair`` runs in Python, for both backends.
+(tests/test_twins.py). ``narrow_pair`` runs in Python, for both backends. Numba's disk
+cache is keyed on each kernel's own file, not on this one: after changing a value here,
+delete ``fastmlp/backends/numba/__pycache__`` (the Cython build sees the change itself).
 The measurements behind each value are in docs/performance.md.
 """
 from fastmlp.backends.contract import CROSS_ENTROPY, HIDDEN_ACT, LOSS, OUTPUT_ACT, RELU, SOFTMAX
 from fastmlp.backends.layout import FAN_IN, FAN_OUT, U
 
 #: Below this many multiply-adds (m * k * n) a plain loop, whatever the layouts, beats
-#: the ~0.2 us a BLAS call costs.
+#: the ~0.2 us a BLAS call costs; from here up the other paths beat it (bench/tiny_gemm.py).
 TINY_GEMM = 1024
 #: Below this size the i-k-j loop (it vectorises along B's rows) beats BLAS.
 SMALL_GEMM = 65536
