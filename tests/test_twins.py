@@ -18,11 +18,12 @@ NUMBA_DIR = os.path.join(PACKAGE, "backends", "numba")
 CYTHON_DIR = os.path.join(PACKAGE, "backends", "cython")
 
 #: Files of cython/ without a Numba twin: the one translation unit that includes the .pxi
-#: files (and its generated .c and .so), and tuning.h, which setup.py writes from tuning.py.
+#: files (and its generated .c and .so), and tuning.h and tuning.pxi, which setup.py writes
+#: from tuning.py.
 #: The rule for the rest: a stem is the name before its first dot, and a .h is the C its
 #: same-stem .pxi declares (narrow_pair.h, and narrow_pair.typed.h, the loops it includes
 #: once per float type, are narrow_pair.pxi's).
-CYTHON_BUILD_FILES = re.compile(r"^(_kernels\..*|tuning\.h|__init__\.py|__pycache__)$")
+CYTHON_BUILD_FILES = re.compile(r"^(_kernels\..*|tuning\.(h|pxi)|__init__\.py|__pycache__)$")
 
 #: Per module: the functions both backends define under this name, for the same work.
 TWINS = {
@@ -108,8 +109,8 @@ SIZES = [1, 2, 3, 4, 5, 7, 8, 9, 13, 64, 100, 300, 819, 820, 1024, 1025, 1365, 3
 
 
 def test_both_backends_take_the_same_product_path_for_the_same_shapes():
-    """The Cython build's gemm_path and narrow_k_applies (C) against tuning's (which Numba
-    compiles), over every shape of SIZES^3 and both layouts of each operand."""
+    """The Cython build's gemm_path and narrow_k_applies (tuning.py's bodies under C types)
+    against tuning's (which Numba compiles), over every shape of SIZES^3 and both layouts."""
     require("cython")
     from fastmlp.backends.cython import _kernels
 

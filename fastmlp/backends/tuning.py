@@ -2,9 +2,9 @@
 functions that apply them.
 
 Both compiled backends follow this table. The Numba backend compiles ``FUNCTIONS`` as
-they are, into its kernels; ``setup.py`` writes ``CONSTANTS`` into ``cython/tuning.h`` for
-the Cython build, whose functions of the same names are tested against these
-(tests/test_twins.py). ``narrow_pair`` runs in Python, for both backends. Numba's disk
+they are, into its kernels; ``setup.py`` writes ``CONSTANTS`` into ``cython/tuning.h`` and
+the same functions' bodies, under ``CYTHON_SIGNATURES``, into ``cython/tuning.pxi`` for
+the Cython build (tests/test_twins.py checks that the build agrees). ``narrow_pair`` runs in Python, for both backends. Numba's disk
 cache is keyed on each kernel's own file, not on this one: after changing a value here,
 delete ``fastmlp/backends/numba/__pycache__`` (the Cython build sees the change itself).
 The measurements behind each value are in docs/performance.md.
@@ -96,5 +96,15 @@ CONSTANTS = {name: globals()[name] for name in (
     "TINY_GEMM", "SMALL_GEMM", "NARROW_GEMM", "NARROW_K", "MIN_LOOP_COLUMNS", "DOT_COLUMNS",
     "STACK_ITEMS", "PACK_ROWS", "TILE_ROWS", "TILE_COLUMNS_MAX", "VECTOR_BYTES", "LOOP_PATH",
     "NARROW_K_PATH", "NARROW_N_PATH", "BLAS_PATH")}
-#: The functions the Numba kernels call (compiled into them) and Cython writes in C.
+#: The functions the Numba kernels call (compiled into them)...
 FUNCTIONS = (tile_columns, dot_padded, narrow_k_applies, gemm_path)
+#: ... and the C signatures under which setup.py gives their bodies, as they are, to the
+#: Cython build (cython/tuning.pxi). ``cpdef``: callable from Python, for the tests.
+CYTHON_SIGNATURES = {
+    "tile_columns": "cdef inline int tile_columns(int itemsize) noexcept nogil",
+    "dot_padded": "cdef inline long long dot_padded(long long n) noexcept nogil",
+    "narrow_k_applies": "cpdef bint narrow_k_applies(long long m, long long k, long long n) "
+                        "noexcept nogil",
+    "gemm_path": "cpdef int gemm_path(long long m, long long k, long long n, bint trans_a, "
+                 "bint trans_b) noexcept nogil",
+}

@@ -31,31 +31,10 @@ cdef enum:  # contract's entries of spec and of coefs
 cdef enum:
     DROPOUT, L1_COEF, L2_COEF
 
-# tuning.h is written by setup.py from fastmlp/backends/tuning.py (tests/test_twins.py
-# checks that CODES and TUNING below equal the Python tables).
-cdef extern from "tuning.h":
-    enum:
-        TINY_GEMM
-        SMALL_GEMM
-        NARROW_GEMM
-        NARROW_K
-        MIN_LOOP_COLUMNS
-        DOT_COLUMNS
-        STACK_ITEMS
-        PACK_ROWS
-        TILE_ROWS
-        TILE_COLUMNS_MAX
-        VECTOR_BYTES
-        LOOP_PATH
-        NARROW_K_PATH
-        NARROW_N_PATH
-        BLAS_PATH
+# tuning.pxi (the tuning table: its constants and the functions that apply them, as TUNING
+# and cpdef functions) is written by setup.py from fastmlp/backends/tuning.py.
+include "tuning.pxi"
 
-TUNING = dict(TINY_GEMM=TINY_GEMM, SMALL_GEMM=SMALL_GEMM, NARROW_GEMM=NARROW_GEMM,
-              NARROW_K=NARROW_K, MIN_LOOP_COLUMNS=MIN_LOOP_COLUMNS, DOT_COLUMNS=DOT_COLUMNS,
-              STACK_ITEMS=STACK_ITEMS, PACK_ROWS=PACK_ROWS, TILE_ROWS=TILE_ROWS,
-              TILE_COLUMNS_MAX=TILE_COLUMNS_MAX, VECTOR_BYTES=VECTOR_BYTES, LOOP_PATH=LOOP_PATH,
-              NARROW_K_PATH=NARROW_K_PATH, NARROW_N_PATH=NARROW_N_PATH, BLAS_PATH=BLAS_PATH)
 CODES = dict(IDENTITY=IDENTITY, RELU=RELU, SIGMOID=SIGMOID, TANH=TANH, SOFTMAX=SOFTMAX,
              CROSS_ENTROPY=CROSS_ENTROPY, MSE=MSE, L1=L1, SGD=SGD, RMSPROP=RMSPROP, ADAM=ADAM,
              ADAGRAD=ADAGRAD, FAN_IN=FAN_IN, FAN_OUT=FAN_OUT, W=COL_W, B=COL_B, Z=COL_Z,

@@ -5,11 +5,6 @@
 # added to) C straight from them. The threads share the packing (OpenMP).
 
 
-cdef inline int tile_columns(int itemsize) noexcept nogil:
-    """tuning.tile_columns: two vectors."""
-    return 2 * VECTOR_BYTES // itemsize
-
-
 cdef void pack_panel(const floating* B, int ldb, int kc, int n, int panel,
                      floating* packed) noexcept nogil:
     """packed[panel, p, j] = B[p, panel * NR + j], zero past column n."""

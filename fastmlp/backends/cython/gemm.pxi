@@ -1,33 +1,7 @@
-# Matrix products: the path gemm_path (tuning.gemm_path) picks for each shape, and its loops.
+# Matrix products: the path gemm_path (tuning.py's, in tuning.pxi) picks for each shape,
+# and its loops.
 # The narrow loops fold in their neighbours' passes where a layer asks (bias and ReLU
 # forward, ReLU's derivative into dX, db into dW); measurements in docs/performance.md.
-
-cpdef bint narrow_k_applies(int m, int k, int n) noexcept nogil:
-    """tuning.narrow_k_applies."""
-    cdef long long size = <long long>m * k * n
-    return (TINY_GEMM <= size < NARROW_GEMM and k <= NARROW_K and n >= MIN_LOOP_COLUMNS
-            and (NARROW_K + 1) * n <= STACK_ITEMS)
-
-
-cdef inline int dot_padded(int n) noexcept nogil:
-    """tuning.dot_padded."""
-    return (n + DOT_COLUMNS - 1) // DOT_COLUMNS * DOT_COLUMNS
-
-
-cpdef int gemm_path(int m, int k, int n, bint trans_a, bint trans_b) noexcept nogil:
-    """tuning.gemm_path."""
-    cdef long long size = <long long>m * k * n
-    if size < TINY_GEMM:
-        return LOOP_PATH
-    if narrow_k_applies(m, k, n):
-        return NARROW_K_PATH
-    if size < NARROW_GEMM and n < MIN_LOOP_COLUMNS and (
-            m * n if trans_a else k * dot_padded(n)) <= STACK_ITEMS:
-        return NARROW_N_PATH
-    if size < SMALL_GEMM and n >= MIN_LOOP_COLUMNS and not trans_b:
-        return LOOP_PATH
-    return BLAS_PATH
-
 
 cdef inline floating element(const floating* M, int ld, bint trans, int r, int c) noexcept nogil:
     """op(M)[r, c] of a row-major M stored with rows of ld."""
