@@ -72,7 +72,10 @@ def write_tuning_files(folder=os.path.join(HERE, CYTHON_DIR)):
     for name, signature in table["CYTHON_SIGNATURES"].items():
         node = functions[name]
         body = lines[node.body[0].lineno - 1:node.end_lineno]
-        pxi += ["", "", "@cython.infer_types(True)", signature + ":", *body]
+        params = ", ".join(a.arg for a in node.args.args)
+        pxi += ["", "", "@cython.infer_types(True)", signature + ":", *body, "", "",
+                f"def tuning_{name}({params}):", f'    """{name}, callable from Python."""',
+                f"    return {name}({params})"]
     write_if_changed(os.path.join(folder, "tuning.pxi"), "\n".join(pxi + [""]))
 
 

@@ -2,8 +2,8 @@
 
 All parameters live in one flat vector ``_theta`` (``params`` are views of it)
 and every per-batch buffer in one flat ``work`` array planned by
-``fastmlp.backends.layout``; a workspace is built once per batch shape and reused, so a
-training step is one ``network_train_step`` kernel call (loss, gradients and
+``fastmlp.backends.layout``; a workspace is built once per batch shape and reused,
+so a training step is one ``network_train_step`` kernel call (loss, gradients and
 the optimizer's update).
 """
 from __future__ import annotations
@@ -110,8 +110,8 @@ class MLP:
     def _stepper(self, X, Y, ws, optimizer, rng):
         """A zero-argument training step on a prepared batch, to be called many times, the
         hot path: everything it can look up is looked up here, once (a small network's
-        step is a few microseconds of Python), and the kernel is bound to these arrays' types if the
-        backend can (the contract's ``step_kernel`` and ``specialise`` hooks)."""
+        step is a few microseconds of Python), and the kernel is bound to these arrays'
+        types if the backend can (the contract's ``step_kernel`` and ``specialise`` hooks)."""
         arrays = (X, Y, self._theta, self._grad, ws.work, ws.layers, self._spec, self._coefs)
         uniforms, dtype, theta, raw = ws.uniforms, self.dtype, self._theta, self.backend.raw
         next_args = optimizer.fused_step_args("theta", theta)

@@ -99,12 +99,12 @@ CONSTANTS = {name: globals()[name] for name in (
 #: The functions the Numba kernels call (compiled into them)...
 FUNCTIONS = (tile_columns, dot_padded, narrow_k_applies, gemm_path)
 #: ... and the C signatures under which setup.py gives their bodies, as they are, to the
-#: Cython build (cython/tuning.pxi). ``cpdef``: callable from Python, for the tests.
+#: Cython build (cython/tuning.pxi; ``inline``: the product paths call them in every call).
 CYTHON_SIGNATURES = {
     "tile_columns": "cdef inline int tile_columns(int itemsize) noexcept nogil",
     "dot_padded": "cdef inline long long dot_padded(long long n) noexcept nogil",
-    "narrow_k_applies": "cpdef bint narrow_k_applies(long long m, long long k, long long n) "
-                        "noexcept nogil",
-    "gemm_path": "cpdef int gemm_path(long long m, long long k, long long n, bint trans_a, "
-                 "bint trans_b) noexcept nogil",
+    "narrow_k_applies": "cdef inline bint narrow_k_applies(long long m, long long k, "
+                        "long long n) noexcept nogil",
+    "gemm_path": "cdef inline int gemm_path(long long m, long long k, long long n, "
+                 "bint trans_a, bint trans_b) noexcept nogil",
 }
