@@ -116,7 +116,8 @@ def test_both_backends_take_the_same_product_path_for_the_same_shapes():
 
     seen = set()
     for m, k, n in itertools.product(SIZES, repeat=3):
-        assert _kernels.tuning_narrow_k_applies(m, k, n) == tuning.narrow_k_applies(m, k, n), (m, k, n)
+        applies = tuning.narrow_k_applies(m, k, n)
+        assert _kernels.tuning_narrow_k_applies(m, k, n) == applies, (m, k, n)
         for trans_a, trans_b in itertools.product((False, True), repeat=2):
             path = tuning.gemm_path(m, k, n, trans_a, trans_b)
             assert _kernels.tuning_gemm_path(m, k, n, trans_a, trans_b) == path, (m, k, n, trans_a,

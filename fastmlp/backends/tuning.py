@@ -4,9 +4,10 @@ functions that apply them.
 Both compiled backends follow this table. The Numba backend compiles ``FUNCTIONS`` as
 they are, into its kernels; ``setup.py`` writes ``CONSTANTS`` into ``cython/tuning.h`` and
 the same functions' bodies, under ``CYTHON_SIGNATURES``, into ``cython/tuning.pxi`` for
-the Cython build (tests/test_twins.py checks that the build agrees). ``narrow_pair`` runs in Python, for both backends. Numba's disk
-cache is keyed on each kernel's own file, not on this one: after changing a value here,
-delete ``fastmlp/backends/numba/__pycache__`` (the Cython build sees the change itself).
+the Cython build (tests/test_twins.py checks that the build agrees). ``narrow_pair``
+runs in Python, for both backends. Numba's disk cache is keyed on each kernel's own file,
+not on this one: after changing a value here, delete ``fastmlp/backends/numba/__pycache__``
+(the Cython build sees the change itself).
 The measurements behind each value are in docs/performance.md.
 """
 from fastmlp.backends.contract import CROSS_ENTROPY, HIDDEN_ACT, LOSS, OUTPUT_ACT, RELU, SOFTMAX
