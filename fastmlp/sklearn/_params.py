@@ -55,7 +55,7 @@ SOLVERS = {"adam": _adam, "sgd": _sgd, "rmsprop": _rmsprop, "adagrad": _adagrad}
 
 
 def _real(low, high=math.inf, low_open=False, high_open=True):
-    return lambda name, value: optim._number(name, value, low, high, low_open, high_open)
+    return lambda name, value: _checks.number(name, value, low, high, low_open, high_open)
 
 
 def _integer(low):
