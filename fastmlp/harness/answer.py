@@ -15,6 +15,8 @@ from fastmlp.harness import plots, tables, workloads
 #: Display names of the tools beside the backends (``compare.TOOLS`` keys -> short).
 SHORT = {"PyTorch CPU": "PyTorch CPU", "scikit-learn MLPClassifier": "scikit-learn"}
 TITLES = {"xor": "XOR", "spiral": "spiral", "digits": "digits", "mnist": "MNIST shape"}
+#: Slowest over fastest BLAS-bound MNIST step below which the tools count as level.
+CLOSE = 1.5
 
 
 def frame(df, others, epoch_rows, backend_names):
@@ -115,10 +117,15 @@ def sentences(summary):
         ok = by["mnist"][by["mnist"].step_s.notna() & (by["mnist"].tool != "scikit-learn")]
         if len(ok) > 1:
             fast, slow = ok.loc[ok.step_s.idxmin()], ok.loc[ok.step_s.idxmax()]
+            spread = slow.step_s / fast.step_s
             out.append("On the MNIST shape (784-512-512-10, batch 256) a step is eight matrix "
-                       "products that every tool hands to BLAS, so the field is close: "
+                       "products that every tool hands to BLAS: "
                        f"`{fast.tool}` {tables.seconds(fast.step_s)} to `{slow.tool}` "
-                       f"{tables.seconds(slow.step_s)} ({_x(slow.step_s, fast.step_s)}).")
+                       f"{tables.seconds(slow.step_s)} ({_x(slow.step_s, fast.step_s)}), "
+                       + ("close, as steps bound by the same BLAS should be." if spread < CLOSE
+                          else "wider apart than steps bound by the same BLAS should be: "
+                               "other work on the machine took cores from some of them (see "
+                               "the GEMM peak at the start and end of the run, below)."))
     epoch_wins = [_best(part, "epoch") for part in by.values()]
     epoch_wins = [b for b in epoch_wins if b is not None]
     if epoch_wins:

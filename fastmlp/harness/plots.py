@@ -156,6 +156,7 @@ def summary(frame, path, titles):
                             transform=ax.get_yaxis_transform())
             if (median > 0).any():
                 ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_yticks(np.arange(len(tools)), tools if column == 0 else [""] * len(tools))
             ax.invert_yaxis()
             ax.set_title(f"{titles.get(name, name)}: seconds per {kind}", fontsize=9)
