@@ -183,3 +183,12 @@ def test_answer_tables_and_sentences_come_from_the_numbers(tmp_path):
     assert "an epoch of `cython`'s `fit` takes 20x its single step" in text
     assert "| scikit-learn | n/a | - | not installed | - |" in text
     assert (tmp_path / "summary.png").stat().st_size > 1000
+
+
+def test_section_says_which_digits_it_trained_on():
+    full = seed_section._data_md(dict(source="MNIST", why="", train=60000, test=10000), {})
+    assert "the full MNIST found by `datasets.mnist()` (60,000 training and 10,000 test" in full
+    sample = seed_section._data_md(dict(source="sample", why="x.gz: found, but it is not MNIST",
+                                        train=4000, test=1000), {"plain": {"steps": 320}})
+    assert "**the MNIST sample**" in sample and "x.gz: found, but it is not MNIST" in sample
+    assert "15x fewer training images" in sample and "320 steps here instead of 4,700" in sample
