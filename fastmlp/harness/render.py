@@ -47,11 +47,29 @@ def render(out, store, status, sections, quick, run_seconds, conv_backend):
         "\n```\n")
     add(details.peak_md(df, tables.gemm_peak(df)))
     add(f"![speedup]({figures['speedup']})\n\n![time vs size]({figures['time']})\n")
+    add(_growth_md(df))
     add(seed_section.markdown(sections["seed"], out, conv_backend))
     add(_convergence_md(results, figures, conv_backend, quick))
     add("\n## Machine\n")
     add(_machine_md(store.section("machine")))
     return "\n".join(s), details.markdown(df, names, status, figures, cold, others)
+
+
+def _growth_md(df):
+    """How a step's time grows in the sweeps: the fitted exponents, per backend."""
+    parts = []
+    for group, what in (("sweep-width", "hidden width W (64-W-10, batch 256)"),
+                        ("sweep-batch", "batch B (64-100-10)")):
+        ok = df[(df.group == group) & (df.status == "ok")]
+        ks = [f"`{b}` {plots.fitted_exponent(part.x, part.median_s):.2f}"
+              for b, part in ok.groupby("backend", sort=False) if len(part) >= 2]
+        if ks:
+            parts.append(f"in {what}: " + ", ".join(ks))
+    if not parts:
+        return ""
+    return (f"How a step's time grows, time ~ size^k with k fitted over the "
+            f"{plots.FIT_POINTS} largest sizes (1: linear; below 1: fixed costs still count), "
+            + "; ".join(parts) + ".\n")
 
 
 def _command():
