@@ -7,7 +7,6 @@ they are never skipped.
 import shutil
 
 import numpy as np
-import pytest
 
 from fastmlp.harness import html, plots, report
 

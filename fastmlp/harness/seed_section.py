@@ -102,14 +102,14 @@ def _overfit_md(runs, out):
     first = next(iter(runs.values()))
     text = [f"\n### 4. Overfitting and regularisation: {'-'.join(map(str, first['sizes']))}\n",
             "The notes' Keras recipe: RMSprop lr 1e-3, rho 0.9, eps 1e-7 "
-            "(`RMSprop(1e-3, alpha=0.9, eps=1e-7)`), batch 256, "
-            f"{first['epochs']} epochs, validation on the "
-            "test images; plain, dropout 0.5 after each hidden layer, L2 "
+            f"(`RMSprop(1e-3, alpha=0.9, eps=1e-7)`), batch 256, {first['epochs']} epochs, "
+            "validation on the test images; plain, dropout 0.5 after each hidden layer, L2 "
             f"({s['variants']['L2']['l2']:g} * 0.5 * ||W||^2) and L1 "
             f"({s['variants']['L1']['l1']:g} * ||W||_1). Validation loss includes the penalty, "
-            "as Keras's does; test cross-entropy leaves it out. The validation images are the test "
-            "images, as in the notes, so test loss is the last validation loss. Near-zero: the share of "
-            f"weights with |w| < {s['near_zero']:g}.\n", tables.markdown(table), _verdict(runs),
+            "as Keras's does; test cross-entropy leaves it out. The validation images are the "
+            "test images, as in the notes, so test loss is the last validation loss. Near-zero: "
+            f"the share of weights with |w| < {s['near_zero']:g}.\n", tables.markdown(table),
+            _verdict(runs),
             f"\n![overfitting]({seed_plots.curves(runs, out / 'seed_overfitting.png')})\n"]
     return "\n".join(text)
 
