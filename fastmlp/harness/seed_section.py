@@ -48,7 +48,8 @@ def _xor_md(r, out):
              f"w = ({r['linear_w'][0]:.3g}, {r['linear_w'][1]:.3g}), b = {r['linear_b']:.3g}: "
              "0.5 at every point, MSE 0.25"),
             ("hand-set ReLU net (W = [[1, 1], [1, 1]], c = [0, -1], w = [1, -2], b = 0)",
-             "f = 0, 1, 1, 0", "f = " + ", ".join(f"{v:g}" for v in r["hand_output"])),
+             "\"let's guess a solution\" (Goodfellow et al. 6.1, whose text the notes follow: "
+             "f = 0, 1, 1, 0)", "f = " + ", ".join(f"{v:g}" for v in r["hand_output"])),
             (f"learned from {s['seeds']} random starts (SGD lr {s['lr']:g}, {s['steps']} "
              f"full-batch steps, MSE loss)", "not given",
              f"{r['successes']} of {s['seeds']} within {s['tolerance']:g} of every target; "
