@@ -90,11 +90,15 @@ def run(budget=0.25, names=WORKLOADS):
         for name in names:
             sizes, batch = workloads.NETWORKS[name][:2]
             row = dict(tool=tool, workload=f"{name} {'-'.join(map(str, sizes))} b{batch} f32")
-            try:
-                row.update(status="ok", **timing.measure(make(name), budget=budget))
-            except ImportError:
-                row.update(status="not installed")
-            except Exception as error:  # a tool's failure is a row, not a crashed report
-                row.update(status=f"error: {type(error).__name__}: {error}")
-            rows.append(row)
+            rows.append(attempt(row, lambda: timing.measure(make(name), budget=budget)))
     return rows
+
+
+def attempt(row, measure):
+    """``row`` with the timings ``measure()`` returns, or with why there are none."""
+    try:
+        return dict(row, status="ok", **measure())
+    except ImportError:
+        return dict(row, status="not installed")
+    except Exception as error:  # a tool's failure is a row, not a crashed report
+        return dict(row, status=f"error: {type(error).__name__}: {error}")

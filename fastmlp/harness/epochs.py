@@ -90,9 +90,4 @@ def run(names=tuple(workloads.NETWORKS), budget=0.25):
 
 def _attempt(row, measure):
     time.sleep(timing.SETTLE_S)  # the threads of the tool timed before stop spinning
-    try:
-        return dict(row, status="ok", **measure())
-    except ImportError:
-        return dict(row, status="not installed")
-    except Exception as error:  # a tool's failure is a row, not a crashed report
-        return dict(row, status=f"error: {type(error).__name__}: {error}")
+    return compare.attempt(row, measure)
