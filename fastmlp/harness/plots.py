@@ -155,7 +155,9 @@ def summary(frame, path, titles):
                     ax.text(0.02, y, "not run", va="center", fontsize=7,
                             transform=ax.get_yaxis_transform())
             if (median > 0).any():
+                # a common base a decade below the fastest: bar lengths then compare as ratios
                 ax.set_xscale("log")
+                ax.set_xlim(median.min() / 10, part[f"{kind}_q3"].max() * 4)
                 ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_yticks(np.arange(len(tools)), tools if column == 0 else [""] * len(tools))
             ax.invert_yaxis()
