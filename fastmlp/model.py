@@ -294,7 +294,14 @@ class MLP:
     def load(cls, path, backend=None):
         """Read a model written by ``save``; ``backend`` overrides the saved one."""
         with np.load(path, allow_pickle=False) as data:
-            config = json.loads(str(data["config"]))
+            missing = [k for k in ("theta", "sizes", "config") if k not in data.files]
+            config = json.loads(str(data["config"])) if "config" in data.files else None
+            fields = ("backend", "activation", "output", "loss", "dtype", "dropout", "l1", "l2",
+                      "seed")  # what save writes
+            missing += [f"config[{k!r}]" for k in fields if config is not None and k not in config]
+            if missing:
+                raise ValueError(f"{path}: not a model written by MLP.save (of this version): "
+                                 f"missing {', '.join(missing)}")
             saved_backend = config.pop("backend")
             model = cls(data["sizes"].tolist(), backend=backend or saved_backend, **config)
             if data["theta"].shape != model._theta.shape:
