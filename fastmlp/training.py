@@ -145,11 +145,11 @@ class _Batches:
             (self.chunk,) + Y.shape[1:], Y.dtype)
         self.Lc, self.Pc = np.empty(self.chunk, self.labels.dtype), np.empty(self.chunk,
                                                                            self.labels.dtype)
-        self.layouts = {}  # rows of a chunk -> [(step, rows, predict)] per batch
-        for rows in {self.chunk, n % self.chunk}:
-            if rows:
-                self.layouts[rows] = [self._entry(model, opt, start, min(start + batch_size, rows))
-                                      for start in range(0, rows, batch_size)]
+        self.layouts = {}  # rows of a chunk -> its buffers' views and [(step, rows, predict)]
+        for m in {self.chunk, n % self.chunk} - {0}:
+            steps = [self._entry(model, opt, start, min(start + batch_size, m))
+                     for start in range(0, m, batch_size)]
+            self.layouts[m] = (self.Xc[:m], self.Yc[:m], self.Lc[:m], self.Pc[:m], steps)
 
     def _entry(self, model, opt, start, stop):
         rows = stop - start
@@ -162,22 +162,21 @@ class _Batches:
         return step, rows, predict
 
     def __call__(self):
-        n = len(self.X)
+        X, Y, labels, n, chunk = self.X, self.Y, self.labels, len(self.X), self.chunk
         order = self.rng.permutation(n) if self.rng is not None else None
         self.correct = 0
-        for c0 in range(0, n, self.chunk):
-            m = min(self.chunk, n - c0)
+        for c0 in range(0, n, chunk):
+            m = min(chunk, n - c0)
+            Xc, Yc, Lc, Pc, steps = self.layouts[m]
             if order is None:
-                self.Xc[:m], self.Yc[:m], self.Lc[:m] = (self.X[c0:c0 + m], self.Y[c0:c0 + m],
-                                                         self.labels[c0:c0 + m])
+                Xc[...], Yc[...], Lc[...] = X[c0:c0 + m], Y[c0:c0 + m], labels[c0:c0 + m]
             else:
-                for source, out in ((self.X, self.Xc), (self.Y, self.Yc), (self.labels, self.Lc)):
-                    np.take(source, order[c0:c0 + m], axis=0, out=out[:m])
-            for step, rows, predict in self.layouts[m]:
-                yield step, rows
+                rows = order[c0:c0 + m]
+                X.take(rows, 0, Xc), Y.take(rows, 0, Yc), labels.take(rows, 0, Lc)
+            for step, size, predict in steps:
+                yield step, size
                 predict()
-            self.correct += int(np.count_nonzero(self.Pc[:m] == self.Lc[:m]))
-
+            self.correct += int(np.count_nonzero(Pc == Lc))
 
 def _labels(Y):
     """Class of each row: argmax for several outputs, above 0.5 for one."""
