@@ -24,6 +24,8 @@ import tempfile
 
 from tqdm import tqdm
 
+from fastmlp import _atomic
+
 BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end")
 HOOKS = ("on_train_begin", "on_epoch_begin", "on_epoch_end", "on_train_end") + BATCH_HOOKS
 #: Direction of each name fit logs per epoch: operator.lt if lower is better.
@@ -199,19 +201,7 @@ class ModelCheckpoint(Callback):
             if current is None or (self.best is not None and not self._better(current, self.best)):
                 return
             self.best = current
-        _save_atomically(self.model, self.path.format(epoch=epoch + 1, **logs))
-
-
-def _save_atomically(model, path):
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            model.save(file)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+        _atomic.write(self.path.format(epoch=epoch + 1, **logs), self.model.save)
 
 
 def _mode(mode):
