@@ -70,13 +70,21 @@ class Callback:
         self.on_batch_end(batch, logs)
 
 
-def batch_hooked(callback):
-    """Whether ``callback`` needs ``fit`` to call it every batch: a ``Callback`` that
-    overrides a per-batch hook, or another object that has one."""
+def batch_hook(callback, when):
+    """The method ``fit`` calls ``when`` ("begin" or "end") each batch, or None when it
+    needs no call: a ``Callback`` that overrides neither ``on_batch_<when>`` nor
+    ``on_train_batch_<when>``, or another object with neither."""
+    names = (f"on_train_batch_{when}", f"on_batch_{when}")
     if isinstance(callback, Callback):
-        return any(getattr(type(callback), name) is not getattr(Callback, name)
-                   for name in BATCH_HOOKS)
-    return any(hasattr(callback, name) for name in BATCH_HOOKS)
+        overridden = any(getattr(type(callback), n) is not getattr(Callback, n) for n in names)
+        return getattr(callback, names[0]) if overridden else None
+    return next((getattr(callback, n) for n in names if callable(getattr(callback, n, None))),
+                None)
+
+
+def batch_hooked(callback):
+    """Whether ``callback`` needs ``fit`` to call it every batch."""
+    return any(batch_hook(callback, when) for when in ("begin", "end"))
 
 
 def monitored(monitor, logged, owner):

@@ -45,14 +45,14 @@ def train(model, X, Y, opt, epochs, batch_size, validation, shuffle, verbose, ca
 def _epochs(model, batches, opt, epochs, validation, hooks, history):
     """The epochs of ``train``; returns the last epoch's logs."""
     losses, logs, theta, t = history.batch_losses, {}, model._theta, 0
-    append, isfinite, per_batch = losses.append, math.isfinite, hooks.per_batch
+    append, isfinite, begin, end = losses.append, math.isfinite, hooks.begin, hooks.end
     saved = (theta.copy(), theta.copy())  # the parameters before the last two steps
     for epoch in range(epochs):
         hooks.call("on_epoch_begin", epoch, {})
         started, first = time.perf_counter(), len(losses)
         for index, (step, rows) in enumerate(batches()):
-            if per_batch:
-                hooks.batch("on_train_batch_begin", index, dict(batch=index, size=rows))
+            if begin:
+                hooks.batch(begin, index, dict(batch=index, size=rows))
             t ^= 1
             saved[t][...] = theta  # not np.copyto: a third of its cost on small arrays
             loss = step()
@@ -65,8 +65,8 @@ def _epochs(model, batches, opt, epochs, validation, hooks, history):
                     "parameters were restored to their last finite values. Try a smaller "
                     f"learning rate than lr={opt.lr}.", history)
             append(loss)
-            if per_batch:
-                hooks.batch("on_train_batch_end", index, dict(batch=index, size=rows, loss=loss))
+            if end:
+                hooks.batch(end, index, dict(batch=index, size=rows, loss=loss))
         batch_losses = losses[first:]
         logs = dict(loss=math.fsum(batch_losses) / len(batch_losses),
                     accuracy=batches.correct / len(batches.X))
@@ -93,7 +93,9 @@ class _Hooks:
                 if hasattr(callback, method):
                     getattr(callback, method)(argument)
         self.callbacks = callbacks
-        self.per_batch = [c for c in callbacks if cb.batch_hooked(c)]
+        # Per-batch hooks, only of the callbacks that need them: the rest cost nothing a batch.
+        self.begin, self.end = ([h for h in (cb.batch_hook(c, when) for c in callbacks) if h]
+                                for when in ("begin", "end"))
         # Hooks and validation see the caller's floating-point error settings, not the loop's.
         self.outside = partial(np.errstate, **np.geterr())
 
@@ -104,13 +106,10 @@ class _Hooks:
                     if hasattr(callback, name):
                         getattr(callback, name)(*args)
 
-    def batch(self, name, index, logs):
+    def batch(self, methods, index, logs):
         with self.outside():
-            for callback in self.per_batch:
-                method = getattr(callback, name, None) or getattr(
-                    callback, name.replace("train_", ""), None)
-                if method is not None:
-                    method(index, logs)
+            for method in methods:
+                method(index, logs)
 
 
 def _checked(callbacks):

@@ -357,3 +357,13 @@ def test_divergence_restores_the_parameters_of_the_last_finite_loss(scale, lr, b
     assert np.isfinite(thetas[-1]).all() == last_finite
     np.testing.assert_array_equal(model._theta, thetas[-1] if last_finite else thetas[-2])
     assert np.isfinite(model._theta).all()
+
+
+def test_only_the_overridden_per_batch_hook_is_called():
+    class EndOnly(Callback):
+        def on_batch_end(self, batch, logs=None):
+            pass
+
+    assert cb.batch_hook(EndOnly(), "begin") is None
+    assert cb.batch_hook(EndOnly(), "end") is not None
+    assert cb.batch_hook(LossHistory(), "begin") is None
