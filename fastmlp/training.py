@@ -30,9 +30,9 @@ class DivergenceError(ArithmeticError):
 def train(model, X, Y, opt, epochs, batch_size, validation, shuffle, verbose, callbacks):
     """``MLP.fit``'s loop on checked arguments; see there."""
     logged = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if validation else [])
-    batches = _Batches(model, X, Y, batch_size, opt, model._rng if shuffle else None)
     hooks = _Hooks(callbacks, verbose, model, logged,
-                   dict(verbose=verbose, epochs=epochs, steps=batches.count))
+                   dict(verbose=verbose, epochs=epochs, steps=-(-len(X) // batch_size)))
+    batches = _Batches(model, X, Y, batch_size, opt, model._rng if shuffle else None)
     model.history_ = history = History()
     model.stop_training = False
     hooks.call("on_train_begin", {})
@@ -138,7 +138,7 @@ class _Batches:
         n, row_bytes = len(X), (X.shape[1] + Y.shape[1]) * X.itemsize
         fit = max(1, min(_CHUNK_BATCHES, _CHUNK_BYTES // (batch_size * row_bytes)))
         self.X, self.Y, self.rng, self.chunk = X, Y, rng, min(n, fit * batch_size)
-        self.count, self.correct = -(-n // batch_size), 0
+        self.correct = 0
         self.labels = _labels(Y)
         self.Xc, self.Yc = np.empty((self.chunk,) + X.shape[1:], X.dtype), np.empty(
             (self.chunk,) + Y.shape[1:], Y.dtype)

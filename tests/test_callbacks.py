@@ -278,11 +278,11 @@ class Fails(Callback):
 def test_bad_callbacks_are_refused_before_the_first_epoch(tmp_path, make, error, message):
     (tmp_path / "file.txt").write_text("")
     X, y = spiral(5)
-    model = MLP([2, 4, 3])
+    model, opt = MLP([2, 4, 3]), optim.Adam()
     with pytest.raises(error, match=message):
-        model.fit(X, y, callbacks=make(tmp_path) + [Fails()] if isinstance(make(tmp_path), list)
-                  else make(tmp_path))
-    assert model.history_ is None
+        model.fit(X, y, optimizer=opt, callbacks=make(tmp_path) + [Fails()]
+                  if isinstance(make(tmp_path), list) else make(tmp_path))
+    assert model.history_ is None and opt._state == {}  # nothing started
 
 
 def test_bad_verbose_is_refused():
