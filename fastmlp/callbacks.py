@@ -237,8 +237,8 @@ class ProgressBar(Callback):
 
     def on_batch_end(self, batch, logs=None):
         self._total, self._count = self._total + logs["loss"], self._count + 1
-        if self._bar.update(1):  # True when tqdm redrew: the postfix shows on the next one
-            self._bar.set_postfix_str(f"loss: {self._total / self._count:.4f}", refresh=False)
+        self._bar.set_postfix_str(f"loss: {self._total / self._count:.4f}", refresh=False)
+        self._bar.update(1)  # redraws at most every 0.1 s
 
     def on_epoch_end(self, epoch, logs=None):
         self._bar.set_postfix_str(_metrics(logs), refresh=False)

@@ -367,3 +367,14 @@ def test_only_the_overridden_per_batch_hook_is_called():
     assert cb.batch_hook(EndOnly(), "begin") is None
     assert cb.batch_hook(EndOnly(), "end") is not None
     assert cb.batch_hook(LossHistory(), "begin") is None
+
+
+def test_the_progress_bar_shows_the_running_mean_loss(monkeypatch):
+    import tqdm
+    shown = []
+    monkeypatch.setattr(tqdm.tqdm, "set_postfix_str",
+                        lambda self, s="", refresh=True: shown.append(s))
+    X, y = spiral()
+    history = MLP([2, 8, 3]).fit(X, y, epochs=1, batch_size=20, verbose=1)
+    running = np.cumsum(history.batch_losses) / np.arange(1, 4)
+    assert shown[:3] == [f"loss: {value:.4f}" for value in running]
