@@ -378,3 +378,20 @@ def test_the_progress_bar_shows_the_running_mean_loss(monkeypatch):
     history = MLP([2, 8, 3]).fit(X, y, epochs=1, batch_size=20, verbose=1)
     running = np.cumsum(history.batch_losses) / np.arange(1, 4)
     assert shown[:3] == [f"loss: {value:.4f}" for value in running]
+
+
+def test_one_output_accuracy_thresholds_the_outputs_the_steps_saw():
+    X, y = spiral(17)
+    labels = (y == 1).astype(float)
+    model, reference = (MLP([2, 8, 1], output="sigmoid", dtype="float64", seed=2)
+                        for _ in range(2))
+    history = model.fit(X, labels, optimizer="adam", epochs=2, batch_size=10)
+    opt = optim.get("adam")
+    for epoch in range(2):
+        order, correct = reference._rng.permutation(51), 0
+        for start in range(0, 51, 10):
+            rows = order[start:start + 10]
+            reference.make_step(X[rows], labels[rows], opt)()
+            P = reference._workspace(len(rows), True).outputs[:, 0]
+            correct += np.count_nonzero((P > 0.5) == (labels[rows] > 0.5))
+        assert history.rows[epoch]["accuracy"] == correct / 51
