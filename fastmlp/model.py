@@ -10,28 +10,19 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from fastmlp import _checks, backends, optim
+from fastmlp import _checks, backends, optim, training
 from fastmlp.backends import layout
 from fastmlp.backends.contract import (A, ACTIVATIONS, CROSS_ENTROPY, DROPOUT, IDENTITY, L1_COEF,
                                        L2_COEF, LOSS, LOSSES, OUTPUT_ACT, SIGMOID, SOFTMAX, U, Z)
-from fastmlp.history import History
+from fastmlp.training import DivergenceError  # noqa: F401 (part of this module's API)
 
 HIDDEN_ACTIVATIONS = ("relu", "sigmoid", "tanh", "identity")
 OUTPUTS = ("softmax", "sigmoid", "identity")
 _EVAL_CHUNK = 2048  # rows per inference pass: bounds the workspace of forward/evaluate
-
-
-class DivergenceError(ArithmeticError):
-    """The training loss became NaN or infinite; ``history`` holds what was recorded."""
-
-    def __init__(self, message, history):
-        super().__init__(message)
-        self.history = history
 
 
 @dataclass
@@ -87,6 +78,7 @@ class MLP:
         self._init_glorot_uniform()
         self._workspaces = {}
         self.history_ = None
+        self.stop_training = False  # a callback sets it to end fit after the epoch
 
     def _init_glorot_uniform(self):
         """Keras's default: W ~ U(-a, a), a = sqrt(6 / (fan_in + fan_out)); b = 0."""
@@ -173,7 +165,10 @@ class MLP:
     def evaluate(self, X, y):
         """``{"loss": .., "accuracy": ..}`` with dropout off; loss includes the penalties."""
         X = self._X(X)
-        Y = self._Y(y, X.shape[0])
+        return self._score(X, self._Y(y, X.shape[0]))
+
+    def _score(self, X, Y):
+        """``evaluate`` on checked arrays (fit's validation, every epoch)."""
         total, correct = 0.0, 0.0
         for start in range(0, X.shape[0], _EVAL_CHUNK):
             Xc, Yc = X[start:start + _EVAL_CHUNK], Y[start:start + _EVAL_CHUNK]
@@ -224,10 +219,19 @@ class MLP:
         return self._stepper(X, Y, ws, opt, rng)
 
     def fit(self, X, y, optimizer="rmsprop", epochs=1, batch_size=None, validation_data=None,
-            shuffle=True, verbose=0):
+            shuffle=True, verbose=0, callbacks=None):
         """Mini-batch gradient descent; ``batch_size=len(X)`` is batch GD, ``1`` stochastic GD.
 
-        ``batch_size`` defaults to 32, or ``len(X)`` when there are fewer rows.
+        Parameters
+        ----------
+        X : (n_samples, n_features); y : labels or targets, as ``evaluate`` takes them
+        optimizer : a name (``"adam"``) or a ``fastmlp.optim.Optimizer``
+        epochs : passes over X; batch_size : rows a step, default ``min(32, n_samples)``
+        validation_data : ``(X_val, y_val)``, scored after every epoch
+        shuffle : draw a new order of the rows every epoch (from the model's seed)
+        verbose : 0 silent, 1 a progress bar per epoch, 2 one line per epoch
+        callbacks : list of ``fastmlp.callbacks.Callback`` (or objects with ``on_*``
+            methods), called as Keras calls them; see ``fastmlp.callbacks``
 
         Returns a ``History`` (also kept as ``self.history_``, updated every epoch,
         so an interrupted fit keeps the epochs it finished). If the loss becomes
@@ -240,41 +244,16 @@ class MLP:
         epochs = _checks.integer("epochs", epochs, 1)
         batch_size = _checks.integer("batch_size", min(32, n) if batch_size is None else batch_size,
                                      1, n)
+        verbose = _checks.integer("verbose", int(verbose) if isinstance(verbose, bool)
+                                  else verbose, 0, 2)
         opt = optim.get(optimizer)
         if validation_data is not None:
             if len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_val, y_val)")
             Xv = self._X(validation_data[0], "validation_data[0]")
             validation_data = Xv, self._Y(validation_data[1], Xv.shape[0], "validation_data[1]")
-        self.history_ = history = History()
-        batches = _Batches(X, Y, batch_size, self._rng if shuffle else None)
-        guard, steps = _FiniteGuard(self._theta), {}  # steps: one per batch size, reused
-        for epoch in range(1, epochs + 1):
-            started, losses, correct = time.perf_counter(), [], 0.0
-            for index, (Xb, Yb) in enumerate(batches):
-                guard.save()
-                if len(Xb) not in steps:  # the batch buffers are the same arrays every time
-                    steps[len(Xb)] = self._stepper(Xb, Yb, self._workspace(len(Xb), True), opt,
-                                                   self._rng)
-                with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
-                    loss = steps[len(Xb)]()
-                if not np.isfinite(loss):
-                    guard.restore()
-                    raise DivergenceError(
-                        f"loss became {loss} at epoch {epoch}, batch {index + 1}; the "
-                        "parameters were restored to their last finite values. Try a smaller "
-                        f"learning rate than lr={opt.lr}.", history)
-                losses.append(loss)
-                history.batch_losses.append(loss)
-                correct += _accuracy(self._workspace(len(Xb), True).outputs, Yb) * len(Xb)
-            row = dict(epoch=epoch, loss=float(np.mean(losses)), accuracy=correct / n)
-            if validation_data is not None:
-                scores = self.evaluate(*validation_data)
-                row.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
-            history.append(seconds=time.perf_counter() - started, **row)
-            if verbose:
-                print(_epoch_line(history.rows[-1], epochs), flush=True)
-        return history
+        return training.train(self, X, Y, opt, epochs, batch_size, validation_data, shuffle,
+                              verbose, callbacks)
 
     # ------------------------------------------------------------ conversion and files
 
@@ -315,53 +294,6 @@ class MLP:
                 + ", ".join(f"{k}={v!r}" for k, v in self.config.items()) + ")")
 
 
-class _Batches:
-    """Mini-batches of (X, Y), in order or shuffled, gathered into buffers reused for every
-    batch of a size (so that a training step bound to them serves every batch)."""
-
-    def __init__(self, X, Y, batch_size, rng):
-        self.X, self.Y, self.size, self.rng = X, Y, batch_size, rng
-        self._buffers = {}
-
-    def __iter__(self):
-        n = len(self.X)
-        order = self.rng.permutation(n) if self.rng is not None else None
-        for start in range(0, n, self.size):
-            stop = min(start + self.size, n)
-            Xb, Yb = self._buffer(stop - start)
-            if order is None:
-                Xb[...], Yb[...] = self.X[start:stop], self.Y[start:stop]
-            else:
-                np.take(self.X, order[start:stop], axis=0, out=Xb)
-                np.take(self.Y, order[start:stop], axis=0, out=Yb)
-            yield Xb, Yb
-
-    def _buffer(self, rows):
-        if rows not in self._buffers:
-            self._buffers[rows] = (np.empty((rows, self.X.shape[1]), self.X.dtype),
-                                   np.empty((rows, self.Y.shape[1]), self.Y.dtype))
-        return self._buffers[rows]
-
-
-class _FiniteGuard:
-    """Keeps the parameters of the last two steps, to undo a step that diverged."""
-
-    def __init__(self, theta):
-        self.theta = theta
-        self.saved = [theta.copy(), theta.copy()]
-        self.turn = 0
-
-    def save(self):
-        self.turn ^= 1
-        np.copyto(self.saved[self.turn], self.theta)
-
-    def restore(self):
-        # The loss was computed from the parameters saved last; if they are
-        # already non-finite, the step before produced them: go back one more.
-        latest, before = self.saved[self.turn], self.saved[self.turn ^ 1]
-        np.copyto(self.theta, latest if np.isfinite(latest).all() else before)
-
-
 def _layer_sizes(sizes):
     try:
         sizes = tuple(sizes)
@@ -390,10 +322,3 @@ def _accuracy(P, Y):
         return float(np.mean(P.argmax(axis=1) == Y.argmax(axis=1)))
     return float(np.mean((P[:, 0] > 0.5) == (Y[:, 0] > 0.5)))
 
-
-def _epoch_line(row, epochs):
-    parts = [f"epoch {row['epoch']}/{epochs}", f"{row['seconds']:.2f}s",
-             f"loss {row['loss']:.4f}", f"accuracy {row['accuracy']:.4f}"]
-    if row["val_loss"] is not None:
-        parts += [f"val_loss {row['val_loss']:.4f}", f"val_accuracy {row['val_accuracy']:.4f}"]
-    return " - ".join(parts)
