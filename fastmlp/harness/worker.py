@@ -1,0 +1,116 @@
+"""One timing process of the regression gate: every case of one tree, as JSON.
+
+Run as a script, ``python path/to/worker.py OUT [options]``, with the tree under
+test first on ``PYTHONPATH``: the cases and the code they time are that tree's
+(``fastmlp.harness.workloads``, ``fastmlp.backends``), while the stopwatch is
+``timing.py`` next to this file, loaded by path, so both sides of a comparison
+are timed by the same code even when one of them is an old commit. Writes
+``{"cases": {"<key>@<backend>": {"samples", "median_s", "min_s", "inner",
+"alloc_b", "kept_b"}}, "skipped": {...}, "peak_rss_b", "fastmlp_file"}`` to OUT.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import resource
+import sys
+import tracemalloc
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+#: Backends whose calls are slow; the gate times their cases only when a call takes at
+#: most ``SLOW_LIMIT_S`` (longer ones would take most of a gate's minutes).
+SLOW_BACKENDS, SLOW_LIMIT_S = ("python",), 0.05
+MEMORY_CALLS = 3
+
+
+def _load(name):
+    """The gate's own harness module ``name`` (never the tree under test's)."""
+    spec = importlib.util.spec_from_file_location(f"_fastmlp_gate_{name}", HERE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def allocations(fn, calls=MEMORY_CALLS):
+    """``(peak, kept)``: bytes a steady-state call of ``fn`` allocates at its peak, and
+    still holds after it returns (tracemalloc; the smallest over ``calls`` calls, so a
+    garbage collection or a cache filled once is not counted as steady state)."""
+    tracemalloc.start()
+    try:
+        fn()
+        peaks, kept = [], []
+        for _ in range(calls):
+            before = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            fn()
+            now, peak = tracemalloc.get_traced_memory()
+            peaks.append(peak - before)
+            kept.append(now - before)
+    finally:
+        tracemalloc.stop()
+    return min(peaks), min(kept)
+
+
+def selected(case_id, patterns):
+    return not patterns or any(p in case_id for p in patterns)
+
+
+def time_case(timing, fn, budget, slow):
+    timer = timing.Timer(fn, budget, 3 if slow else 5, SLOW_LIMIT_S if slow else None)
+    timing.interleave([timer])
+    return dict(samples=timer.samples, median_s=timer.result()["median_s"],
+                min_s=timer.result()["min_s"], inner=timer.inner, first_call_s=timer.first)
+
+
+def run(quick, budget, only=None, patterns=(), memory=True):
+    timing = _load("timing")
+    import fastmlp
+    from fastmlp import backends
+    from fastmlp.harness import workloads
+
+    wanted = None if only is None else {*only, "numpy"}  # numpy: the reference of every ratio
+    status = backends.available()
+    names = [n for n, (ok, _) in status.items() if ok and (wanted is None or n in wanted)]
+    out = dict(cases={}, skipped={}, fastmlp_file=fastmlp.__file__,
+               unavailable={n: reason for n, (ok, reason) in status.items() if not ok})
+    for case in workloads.suite(quick):
+        for name in names:
+            case_id = f"{case.key}@{name}"
+            if not selected(case_id, patterns) or not case.applies(name):
+                continue
+            try:
+                fn = case.build(name)
+                entry = time_case(timing, fn, budget, name in SLOW_BACKENDS)
+                if memory:
+                    entry["alloc_b"], entry["kept_b"] = allocations(fn)
+            except timing.TooSlow as error:
+                out["skipped"][case_id] = f"too slow: {error}"
+                continue
+            except Exception as error:  # a broken kernel is a reported case, not a lost run
+                out["skipped"][case_id] = f"{type(error).__name__}: {error}"
+                continue
+            out["cases"][case_id] = entry
+    out["peak_rss_b"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--budget", type=float, default=0.05)
+    p.add_argument("--backends", default=None)
+    p.add_argument("--case", action="append", default=[])
+    p.add_argument("--no-memory", action="store_true")
+    args = p.parse_args(argv)
+    if sys.path and Path(sys.path[0]).resolve() == HERE:
+        del sys.path[0]  # the script's folder: its modules must not shadow the tree's
+    only = args.backends.split(",") if args.backends else None
+    result = run(args.quick, args.budget, only, args.case, not args.no_memory)
+    Path(args.out).write_text(json.dumps(result))  # the parent's temporary folder
+
+
+if __name__ == "__main__":
+    main()
