@@ -142,7 +142,7 @@ def main(argv=None):
     slow = slowed_tree(sha, args.case, args.slowdown)
     ref = against.worktree(sha, slow, POWER, say=print)
     for label, tree in (("REF", ref), ("slowed", slow), ("this tree", ROOT)):
-        against.time_tree(tree, label, True, 0.001)  # fills the Numba caches, untimed
+        against.warm_up(tree, label, quick=True)  # fills the Numba caches, untimed
     results, path = [], POWER / "results.json"
     for i in range(args.runs):
         for kind, tree, extra in (("against", slow, ["--against", sha]), ("aa", ROOT, ["--aa"])):

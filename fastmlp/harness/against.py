@@ -17,10 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from fastmlp.harness import worker
 from fastmlp.harness.errors import GateError
 from fastmlp.harness.store import write_atomic
 
-WORKER = Path(__file__).resolve().parent / "worker.py"
+WORKER = Path(worker.__file__)
 MARKER = ".fastmlp-gate-built"
 BUILD = ("setup.py", "build_ext", "--inplace")
 BUILD_TIMEOUT_S, PROCESS_TIMEOUT_S = 1800, 900
@@ -131,29 +132,66 @@ def worktree(ref, tree, directory, say=None):
     return final
 
 
-def time_tree(root, label, quick, budget, only=None, patterns=(), memory=False):
-    """One fresh process timing every case of the tree at ``root``: the worker's document."""
-    command = [sys.executable, str(WORKER), "OUT", "--budget", str(budget)]
-    command += ["--quick"] * quick + ["--no-memory"] * (not memory)
-    command += ["--backends", ",".join(only)] if only else []
-    for pattern in patterns:
-        command += ["--case", pattern]
-    env = dict(os.environ, PYTHONPATH=str(root))
-    with tempfile.TemporaryDirectory(prefix="fastmlp-gate-") as folder:
-        command[2] = out = os.path.join(folder, "result.json")
-        try:
-            done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
-                                  timeout=PROCESS_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise GateError(f"a timing process of {label} ran over {PROCESS_TIMEOUT_S} s") from None
-        if done.returncode != 0:
-            raise GateError(f"the cases of {label} could not be timed: "
-                            f"{_last_error(done.stderr or done.stdout)}")
-        result = json.loads(Path(out).read_text())
-    if not Path(result["fastmlp_file"]).resolve().is_relative_to(Path(root).resolve()):
-        raise GateError(f"{label}'s timing process imported fastmlp from "
-                        f"{result['fastmlp_file']}, not from {root}")
-    return result
+class Worker:
+    """A fresh timing process of the tree at ``root`` (``worker.py``); ``serve``: it times
+    one turn of a case each time ``turn`` asks, otherwise all its cases at once."""
+
+    def __init__(self, root, label, quick, budget, only=None, patterns=(), memory=False,
+                 serve=True):
+        self.root, self.label = Path(root), label
+        self.folder = tempfile.TemporaryDirectory(prefix="fastmlp-gate-")
+        self.out = os.path.join(self.folder.name, "result.json")
+        command = [sys.executable, str(WORKER), self.out, "--budget", str(budget)]
+        command += ["--quick"] * quick + ["--no-memory"] * (not memory) + ["--serve"] * serve
+        command += ["--backends", ",".join(only)] if only else []
+        for pattern in patterns:
+            command += ["--case", pattern]
+        self.stderr = open(os.path.join(self.folder.name, "stderr"), "w+")
+        self.process = subprocess.Popen(command, cwd=self.root, text=True, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=self.stderr,
+                                        env=dict(os.environ, PYTHONPATH=str(self.root)))
+
+    def _failed(self):
+        self.stderr.seek(0)
+        return GateError(f"the cases of {self.label} could not be timed: "
+                         f"{_last_error(self.stderr.read())}")
+
+    def _answer(self):
+        for line in self.process.stdout:
+            if line.startswith(worker.TAG):
+                payload = line[len(worker.TAG):].strip()
+                return payload if payload == "ok" else json.loads(payload)
+        self.process.wait()
+        raise self._failed()
+
+    def cases(self):
+        """The case ids this process built (its first answer)."""
+        return self._answer()
+
+    def turn(self, case):
+        self.process.stdin.write(case + "\n")
+        self.process.stdin.flush()
+        self._answer()
+
+    def finish(self):
+        """The process's document, once it has measured memory (if asked) and exited."""
+        if self.process.stdin and not self.process.stdin.closed:
+            self.process.stdin.write("done\n")
+            self.process.stdin.close()
+        if self.process.wait(timeout=PROCESS_TIMEOUT_S) != 0:
+            raise self._failed()
+        result = json.loads(Path(self.out).read_text())
+        if not Path(result["fastmlp_file"]).resolve().is_relative_to(self.root.resolve()):
+            raise GateError(f"{self.label}'s timing process imported fastmlp from "
+                            f"{result['fastmlp_file']}, not from {self.root}")
+        return result
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.stderr.close()
+        self.folder.cleanup()
 
 
 #: Timing processes per side that also measure allocations (they are deterministic, and
@@ -161,16 +199,51 @@ def time_tree(root, label, quick, budget, only=None, patterns=(), memory=False):
 MEMORY_PROCESSES = 2
 
 
+def pair(sides, flip=False, **options):
+    """One fresh process per side, alive together, timing each case in turns: a turn of
+    case 1 on each side, then case 2 ..., ``worker.TURNS`` times (``flip``: B's turn
+    first). Returns their documents, in the order of ``sides``."""
+    workers = []
+    try:
+        for label, root in sides:
+            workers.append(Worker(root, label, **options))
+        built = [w.cases() for w in workers]
+        both = [c for c in built[-1] if all(c in b for b in built)]
+        order = workers[::-1] if flip else workers
+        for _ in range(worker.TURNS):
+            for case in both:
+                for process in order:
+                    process.turn(case)
+            for process, cases in zip(workers, built):  # cases of one side only
+                for case in cases:
+                    if case not in both:
+                        process.turn(case)
+        return [w.finish() for w in workers]
+    finally:
+        for process in workers:
+            process.close()
+
+
+def warm_up(root, label, quick, only=None, patterns=()):
+    """One untimed process of the tree at ``root``: it fills the Numba cache if it is cold."""
+    warm = Worker(root, label, quick, 0.001, only, patterns, serve=False)
+    try:
+        warm.finish()
+    finally:
+        warm.close()
+
+
 def alternate(sides, processes, progress=None, **options):
     """``{label: [worker documents]}``: an untimed warm-up process per side (it fills the
-    Numba cache if it is cold), then ``processes`` rounds of one process per side in turn."""
+    Numba cache if it is cold), then ``processes`` pairs (``pair``), which side turns
+    first alternating from one pair to the next."""
     for label, root in sides:
-        time_tree(root, label, options["quick"], 0.001, options.get("only"),
-                  options.get("patterns", ()))
+        warm_up(root, label, options["quick"], options.get("only"), options.get("patterns", ()))
     runs = {label: [] for label, _ in sides}
     for i in range(processes):
-        for label, root in sides:
-            runs[label].append(time_tree(root, label, memory=i < MEMORY_PROCESSES, **options))
-            if progress is not None:
-                progress.update(1)
+        docs = pair(sides, flip=i % 2 == 1, memory=i < MEMORY_PROCESSES, **options)
+        for (label, _), doc in zip(sides, docs):
+            runs[label].append(doc)
+        if progress is not None:
+            progress.update(len(sides))
     return runs

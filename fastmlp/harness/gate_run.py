@@ -18,7 +18,8 @@ def _sides(args, root, directory):
         tree = against.toplevel(root)
         ref = against.worktree(args.against, tree, directory,
                                say=lambda text: print(text, file=sys.stderr))
-        return [(f"REF {args.against}", ref / root.relative_to(tree)), (HERE, root)]
+        label = f"REF {args.against} ({ref.name})"
+        return [(label, ref / root.relative_to(tree)), (HERE, root)]
     if args.aa:
         return [("A", root), ("B", root)]
     return [(HERE, root)]

@@ -57,15 +57,22 @@ def selected(case_id, patterns):
     return not patterns or any(p in case_id for p in patterns)
 
 
-def time_case(timing, fn, budget, slow):
-    timer = timing.Timer(fn, budget, 3 if slow else 5, SLOW_LIMIT_S if slow else None)
-    timing.interleave([timer])
-    return dict(samples=timer.samples, median_s=timer.result()["median_s"],
-                min_s=timer.result()["min_s"], inner=timer.inner, first_call_s=timer.first)
+#: Turns each case is timed in: its rounds are spread over the whole process, so a burst
+#: of the machine's other work slows one turn of a case, not all its rounds.
+TURNS = 5
+#: Prefix of the lines a serving worker answers with (the tree's code may print too).
+TAG = "@fastmlp-gate "
 
 
-def run(quick, budget, only=None, patterns=(), memory=True):
-    timing = _load("timing")
+def _entry(timer):
+    result = timer.result()
+    return dict(samples=timer.samples, median_s=result["median_s"], min_s=result["min_s"],
+                inner=timer.inner, first_call_s=timer.first)
+
+
+def start(timing, quick, budget, only=None, patterns=()):
+    """``(document, {case id: (fn, Timer)})``: every selected case on every available
+    backend, built and called once (the calibration case is always in)."""
     import fastmlp
     from fastmlp import backends
     from fastmlp.harness import workloads
@@ -75,23 +82,53 @@ def run(quick, budget, only=None, patterns=(), memory=True):
     names = [n for n, (ok, _) in status.items() if ok and (wanted is None or n in wanted)]
     out = dict(cases={}, skipped={}, fastmlp_file=fastmlp.__file__,
                unavailable={n: reason for n, (ok, reason) in status.items() if not ok})
+    started = {}
     for case in workloads.suite(quick):
         for name in names:
             case_id = f"{case.key}@{name}"
-            if not selected(case_id, patterns) or not case.applies(name):
+            if not (case.name == "calibration" or selected(case_id, patterns)) \
+                    or not case.applies(name):
                 continue
+            slow = name in SLOW_BACKENDS
             try:
                 fn = case.build(name)
-                entry = time_case(timing, fn, budget, name in SLOW_BACKENDS)
-                if memory:
-                    entry["alloc_b"], entry["kept_b"] = allocations(fn)
+                started[case_id] = fn, timing.Timer(fn, budget, 3 if slow else 5,
+                                                    SLOW_LIMIT_S if slow else None)
             except timing.TooSlow as error:
                 out["skipped"][case_id] = f"too slow: {error}"
-                continue
             except Exception as error:  # a broken kernel is a reported case, not a lost run
                 out["skipped"][case_id] = f"{type(error).__name__}: {error}"
-                continue
-            out["cases"][case_id] = entry
+    return out, started
+
+
+def turn(timer):
+    """One of a timer's ``TURNS`` turns: rounds until it has spent its share of the budget."""
+    goal = timer.spent + timer.budget / TURNS
+    while timer.wants_more():
+        timer.round()
+        if timer.spent >= goal:
+            return
+
+
+def serve(started, lines=sys.stdin, say=print):
+    """Time turns as the parent asks, one case id a line, until ``done``: the parent
+    alternates two workers case by case, so both sides of a case see the same moment."""
+    say(TAG + json.dumps(list(started)), flush=True)
+    for line in lines:
+        case_id = line.strip()
+        if case_id == "done":
+            return
+        turn(started[case_id][1])
+        say(TAG + "ok", flush=True)
+
+
+def finish(out, started, memory=True):
+    """``out`` with every case's timings and (``memory``) allocations: not the naive
+    backend's, whose every operation makes Python floats, ten times slower under tracemalloc."""
+    for case_id, (fn, timer) in started.items():
+        out["cases"][case_id] = _entry(timer)
+        if memory and case_id.rsplit("@", 1)[1] not in SLOW_BACKENDS:
+            out["cases"][case_id]["alloc_b"], out["cases"][case_id]["kept_b"] = allocations(fn)
     out["peak_rss_b"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return out
 
@@ -104,11 +141,20 @@ def main(argv=None):
     p.add_argument("--backends", default=None)
     p.add_argument("--case", action="append", default=[])
     p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--serve", action="store_true", help="time turns as stdin asks")
     args = p.parse_args(argv)
     if sys.path and Path(sys.path[0]).resolve() == HERE:
         del sys.path[0]  # the script's folder: its modules must not shadow the tree's
+    timing = _load("timing")
     only = args.backends.split(",") if args.backends else None
-    result = run(args.quick, args.budget, only, args.case, not args.no_memory)
+    out, started = start(timing, args.quick, args.budget, only, args.case)
+    if args.serve:
+        serve(started)
+    else:
+        for _ in range(TURNS):
+            for _, timer in started.values():
+                turn(timer)
+    result = finish(out, started, not args.no_memory)
     Path(args.out).write_text(json.dumps(result))  # the parent's temporary folder
 
 
