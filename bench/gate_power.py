@@ -8,8 +8,8 @@
    ``fastmlp/harness/workloads.py``, which needs nothing of the backends' internals.
 2. Alternates, ``--runs`` times each: ``fastmlp bench --against HEAD --quick`` run from
    the slowed worktree (is the case reported *slower*? is any other?), and
-   ``fastmlp bench --aa --quick`` run from this tree (is any case *slower*?), timing each.
-   REF is built, and both Numba caches filled, before the first timed run.
+   ``fastmlp bench --aa --quick`` run from HEAD's worktree (is any case *slower*?), timing
+   each. REF is built, and both Numba caches filled, before the first timed run.
 
 Every finished run is written at once to ``.benchmarks/fastmlp/power/results.json``.
 """
@@ -141,11 +141,11 @@ def main(argv=None):
                          text=True, check=True).stdout.strip()
     slow = slowed_tree(sha, args.case, args.slowdown)
     ref = against.worktree(sha, slow, POWER, say=print)
-    for label, tree in (("REF", ref), ("slowed", slow), ("this tree", ROOT)):
+    for label, tree in (("REF", ref), ("slowed", slow)):
         against.warm_up(tree, label, quick=True)  # fills the Numba caches, untimed
     results, path = [], POWER / "results.json"
     for i in range(args.runs):
-        for kind, tree, extra in (("against", slow, ["--against", sha]), ("aa", ROOT, ["--aa"])):
+        for kind, tree, extra in (("against", slow, ["--against", sha]), ("aa", ref, ["--aa"])):
             status, seconds, verdicts = gate(tree, extra, POWER / f"{kind}.json")
             results.append(dict(kind=kind, run=i, status=status, seconds=seconds,
                                 load=os.getloadavg()[0], verdicts=verdicts))
