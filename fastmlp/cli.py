@@ -1,7 +1,8 @@
 """The ``fastmlp`` command: ``fastmlp report`` and the ``fastmlp bench`` regression gate.
 
-Exit status: 0 success, 1 a regression beyond ``--fail-above``, 2 a usage error
-or an unusable baseline (with the reason on stderr, never a traceback).
+Exit status: 0 success, 1 a case slower beyond ``--fail-above`` (its whole interval) or a
+memory regression, 2 a usage error, an unusable REF or baseline (one line on stderr,
+never a traceback).
 """
 from __future__ import annotations
 

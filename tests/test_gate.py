@@ -206,7 +206,8 @@ def test_json_is_read_back_by_pytest_benchmark(tmp_path):
     loaded = {bench["name"]: bench for bench in FileStorage(tmp_path, logger).load_benchmarks()}
     slowed = loaded["step/a/1/f32@numpy"]
     assert slowed["group"] == "step/a/1/f32" and slowed["rounds"] == 24
-    assert slowed["min"] == min(slowed["data"]) and slowed["ops"] == pytest.approx(1 / slowed["mean"])
+    assert slowed["min"] == min(slowed["data"])
+    assert slowed["ops"] == pytest.approx(1 / slowed["mean"])
     assert slowed["extra_info"]["verdict"] == "slower" and slowed["extra_info"]["alloc_b"] == 200
     shown = subprocess.run([sys.executable, "-m", "pytest_benchmark", "compare", str(path)],
                            capture_output=True, text=True, cwd=tmp_path)
@@ -302,7 +303,8 @@ def test_an_unusable_ref_is_a_one_line_error(repo, tmp_path):
     assert failed.returncode == 2 and "does not build" in failed.stderr, failed.stderr
     assert "no compiler here" in failed.stderr and "Traceback" not in failed.stderr
     worktrees = broken / ".benchmarks" / "fastmlp" / "worktrees"
-    assert sorted(p.name for p in worktrees.iterdir()) == [f"{against.resolve('HEAD', broken)[:12]}.build.log"]
+    log = f"{against.resolve('HEAD', broken)[:12]}.build.log"
+    assert [p.name for p in worktrees.iterdir()] == [log]  # no worktree, only the build's log
 
 
 def test_a_dirty_ref_worktree_is_refused(repo):
@@ -326,3 +328,15 @@ def test_an_interrupted_build_leaves_no_worktree(repo, tmp_path, monkeypatch):
     assert list((tmp_path / "worktrees").iterdir()) == []  # ...and not after
     listed = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True)
     assert str(tmp_path) not in listed.stdout
+
+
+def test_a_killed_build_is_swept_and_a_running_one_kept(repo):
+    directory = repo / ".benchmarks" / "fastmlp"
+    against.worktree("HEAD", repo, directory)
+    dead = directory / "worktrees" / ".building-0123456789ab-999999999-x"  # no such pid
+    running = directory / "worktrees" / f".building-0123456789ab-{os.getpid()}-y"
+    dead.mkdir()
+    running.mkdir()
+    against.worktree("HEAD", repo, directory)
+    assert not dead.exists() and running.is_dir()
+    running.rmdir()

@@ -81,6 +81,16 @@ def _remove(path, tree):
     git("worktree", "prune", cwd=tree)
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process
+    return True
+
+
 def build(path, label, log):
     """``python setup.py build_ext --inplace`` in ``path``; ``GateError`` with its error."""
     try:
@@ -103,8 +113,9 @@ def worktree(ref, tree, directory, say=None):
     sha = resolve(ref, tree)
     root = Path(directory).resolve() / "worktrees"
     final, label = root / sha[:12], f"REF {ref!r} ({sha[:12]})"
-    for stale in root.glob(".building-*"):  # a build killed before it could clean up
-        _remove(stale, tree)
+    for stale in root.glob(".building-*"):
+        if not _alive(int(stale.name.split("-")[2])):  # a build killed before its clean-up
+            _remove(stale, tree)
     if (final / MARKER).is_file() and (final / MARKER).read_text().strip() == sha:
         changes = git("status", "--porcelain", "--untracked-files=no", cwd=final)
         if changes:
@@ -116,7 +127,7 @@ def worktree(ref, tree, directory, say=None):
     if final.exists():
         _remove(final, tree)  # not finished (no marker): never reused
     root.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".building-{sha[:12]}-", dir=root))
+    building = Path(tempfile.mkdtemp(prefix=f".building-{sha[:12]}-{os.getpid()}-", dir=root))
     try:
         if git("worktree", "add", "--detach", str(building), sha, cwd=tree) is None:
             raise GateError(f"`git worktree add` of {label} failed in {tree}")

@@ -193,15 +193,22 @@ def _interval(r):
     return f"[{r['low']:.3f}, {r['high']:.3f}]"
 
 
+#: The order of the report: what fails first, then what needs another look.
+ORDER = {"slower": 0, "inconclusive": 1, "faster": 2, "same": 3}
+
+
+def _rank(row):
+    return ORDER[row["verdict"]], -np.nan_to_num(row["ratio"])
+
+
 def lines(result, names=("A", "B"), show="moved"):
     """The terminal report: moved cases (``show='all'``: every case), then a summary."""
     out = []
-    order = {"slower": 0, "inconclusive": 1, "faster": 2, "same": 3}
     unit = "x calibration" if result["metric"] == "normalized" else "s"
-    for r in sorted(result["rows"], key=lambda r: (order[r["verdict"]], -np.nan_to_num(r["ratio"]))):
+    for r in sorted(result["rows"], key=_rank):
         if show == "all" or r["verdict"] != "same" or r["memory"]:
-            out.append(f"{r['verdict'].upper() if r['verdict'] == 'slower' else r['verdict']:>12}"
-                       f"  {r['ratio']:6.3f}x {_interval(r):>16}  {r['case']}  "
+            verdict = "SLOWER" if r["verdict"] == "slower" else r["verdict"]
+            out.append(f"{verdict:>12}  {r['ratio']:6.3f}x {_interval(r):>16}  {r['case']}  "
                        f"({r['a_s']:.4g} -> {r['b_s']:.4g} {unit})")
         if r["memory"]:
             out.append(f"{'MEMORY':>12}  {r['memory']}  {r['case']}")

@@ -49,10 +49,13 @@ def run(args, processes):
         print("\n".join(gate.lines(result, names, args.show)))
         if args.aa:
             print("\n".join(gate.noise_lines(result)))
-    if args.save:
-        doc = gate.document(mine, args.quick, against.commit(root))
-        print(f"baseline saved to {gate.save(doc, args.save, directory)}")
-    if args.json:
-        print(f"pytest-benchmark JSON written to "
-              f"{benchjson.write(args.json, mine, result, BUDGET_S)}")
+    try:
+        if args.save:
+            doc = gate.document(mine, args.quick, against.commit(root))
+            print(f"baseline saved to {gate.save(doc, args.save, directory)}")
+        if args.json:
+            print(f"pytest-benchmark JSON written to "
+                  f"{benchjson.write(args.json, mine, result, BUDGET_S)}")
+    except OSError as error:
+        raise gate.GateError(f"cannot write {error.filename}: {error.strerror}") from None
     return 1 if result is not None and gate.failed(result) else 0
