@@ -285,10 +285,16 @@ def test_against_detects_a_slower_step_and_reuses_the_build(repo, tmp_path):
         built[0] and said == []  # reused, not built again
 
 
-def test_aa_passes_and_prints_the_noise_floor(repo):
-    done = run_gate(repo, "--aa")
+def test_aa_passes_prints_the_noise_floor_and_saves_a_baseline_to_compare(repo):
+    done = run_gate(repo, "--aa", "--save", "base")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "noise floor" in done.stdout and "--fail-above of at least" in done.stdout
+    saved = gate.load("base", repo / ".benchmarks" / "fastmlp")
+    assert len(saved["processes"]) == 6 and saved["commit"] == against.resolve("HEAD", repo)
+    compared = run_gate(repo, "--compare", "base", "--fail-above", "100%")
+    assert compared.returncode == 0, compared.stdout + compared.stderr
+    assert "the working tree over baseline base" in compared.stdout
+    assert "intervals over 6 processes" in compared.stdout  # unpaired: a baseline
 
 
 def test_an_unusable_ref_is_a_one_line_error(repo, tmp_path):
