@@ -232,15 +232,17 @@ def lines(result, names=("A", "B"), show="moved"):
 
 
 def noise_lines(result):
-    """``--aa``: each case's noise floor (its A/A interval), widest first, and the
-    ``--fail-above`` it suggests (the largest distance of a bound from 1)."""
+    """``--aa``: each case's noise floor (how far from 1 its A/A interval reaches), widest
+    first, and a summary over the cases."""
     rows = [r for r in result["rows"] if r["low"] is not None]
     if not rows:
         return ["no interval: too few processes"]
     reach = {r["case"]: max(r["high"] - 1, 1 - r["low"]) for r in rows}
     out = [f"noise floor  +-{reach[r['case']]:5.1%}  width {r['high'] / r['low'] - 1:5.1%}  "
            f"{r['case']}" for r in sorted(rows, key=lambda r: -reach[r["case"]])]
-    worst = max(reach, key=reach.get)
-    out.append(f"widest A/A interval: +-{reach[worst]:.1%} ({worst}); a --fail-above of at "
-               f"least {math.ceil(reach[worst] * 100)}% keeps every case out of noise")
+    floors = np.array(list(reach.values()))
+    out.append(f"noise floors over {len(floors)} cases: median +-{np.median(floors):.1%}, "
+               f"{np.mean(floors <= result['threshold']):.0%} of them within "
+               f"--fail-above {result['threshold']:.0%}; a case whose floor is above the "
+               "threshold stays inconclusive: gate it with a --fail-above above its floor")
     return out
