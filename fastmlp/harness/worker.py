@@ -4,9 +4,12 @@ Run as a script, ``python path/to/worker.py OUT [options]``, with the tree under
 test first on ``PYTHONPATH``: the cases and the code they time are that tree's
 (``fastmlp.harness.workloads``, ``fastmlp.backends``), while the stopwatch is
 ``timing.py`` next to this file, loaded by path, so both sides of a comparison
-are timed by the same code even when one of them is an old commit. Writes
-``{"cases": {"<key>@<backend>": {"samples", "median_s", "min_s", "inner",
-"alloc_b", "kept_b"}}, "skipped": {...}, "peak_rss_b", "fastmlp_file"}`` to OUT.
+are timed by the same code even when one of them is an old commit. With
+``--serve`` it builds every case, prints their ids, then times one turn of the
+case named on each line of stdin (the parent alternates two such processes)
+until ``done``. Writes ``{"cases": {"<key>@<backend>": {"samples", "median_s",
+"min_s", "inner", "alloc_b", "kept_b"}}, "skipped": {...}, "peak_rss_b",
+"fastmlp_file"}`` to OUT.
 """
 from __future__ import annotations
 
