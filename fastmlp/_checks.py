@@ -4,6 +4,7 @@ Every message names the argument, what was expected and what came.
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -26,6 +27,19 @@ def integer(name, value, low, high=None):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be {bound}, got {value}")
     return int(value)
+
+
+def number(name, value, low=0.0, high=math.inf, low_open=False, high_open=True):
+    """A float in the interval from ``low`` to ``high`` (open or closed at each end)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high or math.isnan(value):
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value}")
+    return value
 
 
 def float_dtype(value):

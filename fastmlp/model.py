@@ -2,8 +2,8 @@
 
 All parameters live in one flat vector ``_theta`` (``params`` are views of it)
 and every per-batch buffer in one flat ``work`` array planned by
-``fastmlp.layout``; a workspace is built once per batch shape and reused, so a
-training step is one ``network_train_step`` kernel call (loss, gradients and
+``fastmlp.backends.layout``; a workspace is built once per batch shape and reused,
+so a training step is one ``network_train_step`` kernel call (loss, gradients and
 the optimizer's update).
 """
 from __future__ import annotations
@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastmlp import _checks, backends, layout, optim
-from fastmlp.backends.contract import (A, ACTIVATIONS, CROSS_ENTROPY, IDENTITY, LOSSES,
-                                       SIGMOID, SOFTMAX, U, Z)
+from fastmlp import _checks, backends, optim
+from fastmlp.backends import layout
+from fastmlp.backends.contract import (A, ACTIVATIONS, CROSS_ENTROPY, DROPOUT, IDENTITY, L1_COEF,
+                                       L2_COEF, LOSS, LOSSES, OUTPUT_ACT, SIGMOID, SOFTMAX, U, Z)
 from fastmlp.history import History
 
 HIDDEN_ACTIVATIONS = ("relu", "sigmoid", "tanh", "identity")
@@ -69,11 +70,14 @@ class MLP:
         loss_code = _checks.choice("loss", loss, LOSSES)
         _check_pairing(out, loss_code, self.sizes[-1])
         self.dtype = _checks.float_dtype(dtype)
-        self.dropout = optim._number("dropout", dropout)
+        self.dropout = _checks.number("dropout", dropout)
         if self.dropout >= 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self._spec = np.array([hidden, out, loss_code], dtype=np.int64)
-        self._coefs = np.array([self.dropout, optim._number("l1", l1), optim._number("l2", l2)])
+        self._coefs = np.zeros(3)  # indexed by DROPOUT, L1_COEF, L2_COEF
+        self._coefs[DROPOUT] = self.dropout
+        self._coefs[L1_COEF] = _checks.number("l1", l1)
+        self._coefs[L2_COEF] = _checks.number("l2", l2)
         self.backend = backends.get(backend)
         self._rng = np.random.default_rng(_checks.integer("seed", seed, 0))
         self._theta = np.zeros(layout.theta_offsets(self.sizes)[1], self.dtype)
@@ -106,18 +110,16 @@ class MLP:
     def _stepper(self, X, Y, ws, optimizer, rng):
         """A zero-argument training step on a prepared batch, to be called many times, the
         hot path: everything it can look up is looked up here, once (a small network's
-        step is ~2 us of Python), and the kernel is bound to these arrays' types if the
-        backend can (see ``numba_backend.specialise``)."""
+        step is a few microseconds of Python), and the kernel is bound to these arrays'
+        types if the backend can (the contract's ``step_kernel`` and ``specialise`` hooks)."""
         arrays = (X, Y, self._theta, self._grad, ws.work, ws.layers, self._spec, self._coefs)
         uniforms, dtype, theta, raw = ws.uniforms, self.dtype, self._theta, self.backend.raw
-        next_args = optimizer._train_step_args("theta", theta) if optimizer._fusable else None
-        # A backend may have a faster step kernel for this network (extra: its own arguments).
-        kernel, extra = (raw.step_kernel(X, ws.layers, self._spec) if hasattr(raw, "step_kernel")
-                         else (raw.network_train_step, ()))
-        if hasattr(raw, "specialise") and optimizer._fusable:
+        next_args = optimizer.fused_step_args("theta", theta)
+        kernel, extra = self.backend.step_kernel(X, ws.layers, self._spec)
+        if next_args is not None:
             # Arrays like the optimizer's state and scalars, for their types only.
             like = (optimizer.code, np.zeros((1, 1), dtype), np.zeros(1))
-            kernel = raw.specialise(kernel, arrays + like, extra)
+            kernel = self.backend.specialise(kernel, arrays + like, extra)
 
         def fused():  # one compiled call: loss, gradients and the update
             for u in uniforms:
@@ -128,10 +130,10 @@ class MLP:
             for u in uniforms:
                 rng.random(out=u, dtype=dtype)
             loss = raw.network_loss_and_grads(*arrays)
-            optimizer._apply(raw, "theta", theta, self._grad)
+            optimizer.apply(raw, "theta", theta, self._grad)
             return loss
 
-        return fused if optimizer._fusable else two_calls
+        return two_calls if next_args is None else fused
 
     # ------------------------------------------------------------ input
 
@@ -139,8 +141,8 @@ class MLP:
         return _checks.features(X, self.sizes[0], self.dtype, name)
 
     def _Y(self, y, n_samples, name="y"):
-        return _checks.targets(y, n_samples, self.sizes[-1], self._spec[1], self._spec[2],
-                               self.dtype, name)
+        return _checks.targets(y, n_samples, self.sizes[-1], self._spec[OUTPUT_ACT],
+                               self._spec[LOSS], self.dtype, name)
 
     # ------------------------------------------------------------ inference
 
@@ -164,7 +166,7 @@ class MLP:
         """Class labels for classifiers (argmax, or threshold 0.5 for one sigmoid unit);
         the outputs themselves for an identity output."""
         P = self.forward(X)
-        if self._spec[1] == IDENTITY:
+        if self._spec[OUTPUT_ACT] == IDENTITY:
             return P
         return _labels(P)
 
@@ -178,12 +180,12 @@ class MLP:
             ws = self._forward_chunk(Xc)
             dZ = np.empty_like(ws.logits)
             total += len(Xc) * self.backend.raw.output_loss(
-                self._spec[1], self._spec[2], ws.logits, Yc, ws.outputs, dZ)
+                self._spec[OUTPUT_ACT], self._spec[LOSS], ws.logits, Yc, ws.outputs, dZ)
             correct += _accuracy(ws.outputs, Yc) * len(Xc)
         return {"loss": total / len(X) + self._penalty(), "accuracy": correct / len(X)}
 
     def _penalty(self):
-        _, l1, l2 = self._coefs
+        l1, l2 = self._coefs[L1_COEF], self._coefs[L2_COEF]
         weights = self.params[::2]
         return float(sum(l1 * np.abs(W).sum() + 0.5 * l2 * (W * W).sum() for W in weights))
 
@@ -200,7 +202,7 @@ class MLP:
         rng = np.random.default_rng(dropout_seed)
         coefs = self._coefs.copy()
         if dropout_seed is None:
-            coefs[0] = 0.0
+            coefs[DROPOUT] = 0.0
         ws = self._workspace(X.shape[0], training=True)
         for u in ws.uniforms:
             rng.random(out=u, dtype=self.dtype)
@@ -292,7 +294,14 @@ class MLP:
     def load(cls, path, backend=None):
         """Read a model written by ``save``; ``backend`` overrides the saved one."""
         with np.load(path, allow_pickle=False) as data:
-            config = json.loads(str(data["config"]))
+            missing = [k for k in ("theta", "sizes", "config") if k not in data.files]
+            config = json.loads(str(data["config"])) if "config" in data.files else None
+            fields = ("backend", "activation", "output", "loss", "dtype", "dropout", "l1", "l2",
+                      "seed")  # what save writes
+            missing += [f"config[{k!r}]" for k in fields if config is not None and k not in config]
+            if missing:
+                raise ValueError(f"{path}: not a model written by MLP.save (of this version): "
+                                 f"missing {', '.join(missing)}")
             saved_backend = config.pop("backend")
             model = cls(data["sizes"].tolist(), backend=backend or saved_backend, **config)
             if data["theta"].shape != model._theta.shape:

@@ -28,19 +28,8 @@ import struct
 import numpy as np
 
 from fastmlp import backends
+from fastmlp._checks import number as _number
 from fastmlp.backends import contract
-
-
-def _number(name, value, low=0.0, high=math.inf, low_open=False, high_open=True):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high or math.isnan(value):
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be in {interval}, got {value}")
-    return value
 
 
 class Optimizer:
@@ -48,19 +37,20 @@ class Optimizer:
 
     A subclass names its update kernel by ``code`` (``contract.OPTIMIZERS``) and
     says which scalars that kernel takes at step ``t`` (``_scalars``); the same
-    scalars feed the model's fused ``network_train_step``.
+    scalars feed the model's fused ``network_train_step`` (``fused_step_args``).
+    A subclass that overrides ``_update`` runs it instead (``fusable`` is then False).
     """
 
     code = None  # contract.OPTIMIZERS code: which update kernel runs
     state_rows = 1  # rows of state per parameter: what the update kernel's ``state`` takes
-    _fusable = False  # whether network_train_step can run this optimizer's update
+    fusable = False  # whether network_train_step can run this optimizer's update
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.code is not None and "state_rows" not in vars(cls):
             cls.state_rows = contract.update_state_rows(cls.code)
         # A subclass with its own _update runs it: only the contract's kernels are fused.
-        cls._fusable = cls.code is not None and cls._update is Optimizer._update
+        cls.fusable = cls.code is not None and cls._update is Optimizer._update
 
     def __init__(self, lr, weight_decay=0.0):
         self.lr = _number("lr", lr, low_open=True)
@@ -81,10 +71,17 @@ class Optimizer:
         kernels = backends.get(backend)
         for key, (param, grad) in enumerate(zip(params, grads)):
             _check_param(key, param, grad)
-            self._apply(kernels, key, param.reshape(-1), np.ascontiguousarray(grad).reshape(-1))
+            self.apply(kernels, key, param.reshape(-1), np.ascontiguousarray(grad).reshape(-1))
 
-    def _apply(self, kernels, key, param, grad):
-        """Run this optimizer's kernel on the flat ``param``, ``grad`` stored under ``key``."""
+    def apply(self, kernels, key, param, grad):
+        """One update of a flat parameter, unchecked: the model's path.
+
+        Parameters
+        ----------
+        kernels : a backend (``backends.get(name)``) or its ``raw`` kernels
+        key : hashable, the name this parameter's state and step count are kept under
+        param : (n,) float array, updated in place; grad : (n,) its gradient
+        """
         state, t = self._advance(key, param)
         self._update(kernels, param, grad, state, t)
 
@@ -107,11 +104,22 @@ class Optimizer:
             self._state[key] = (state, steps)
         return state, steps
 
-    def _train_step_args(self, key, param):
-        """A callable giving ``(optimizer, state, scalars)``, network_train_step's last
-        arguments, for each next step of ``param``, and counting it; only for a ``_fusable``
-        optimizer. It runs every training step: the checks happen here, once (0.4-1 us a
-        step less than checking each time)."""
+    def fused_step_args(self, key, param):
+        """The arguments of this optimizer's update inside ``network_train_step``.
+
+        Parameters
+        ----------
+        key : hashable, the name ``param``'s state and step count are kept under
+        param : (n,) float array, the flat parameter the fused step updates
+
+        Returns
+        -------
+        A callable returning ``(optimizer, state, scalars)``, network_train_step's last
+        three arguments, for the next step of ``param`` (and counting that step), or None
+        when ``fusable`` is False. It runs every training step: the checks happen here, once.
+        """
+        if not self.fusable:
+            return None
         self._state_of(key, param)
         count = len(contract.update_scalars(self.code))
         buffer, pack = np.zeros(count), struct.Struct(f"{count}d").pack_into

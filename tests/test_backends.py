@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import tolerance
 
-from fastmlp import MLP, layout, optim
-from fastmlp.backends import contract
+from fastmlp import MLP, optim
+from fastmlp.backends import contract, layout
 
 SIZES = {"m": 5, "k": 7, "n": 6, "i": 4, "o": 3}
 N_SAMPLES = 6

@@ -5,8 +5,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from fastmlp import MLP, datasets, layout, optim
-from fastmlp.backends import contract
+from fastmlp import MLP, datasets, optim
+from fastmlp.backends import contract, layout
 
 
 @pytest.mark.parametrize("optimizer", [optim.RMSprop(lr=1e-3), optim.Adam(),
@@ -152,6 +152,5 @@ def test_narrow_pair_scratch_bound_counts_the_inputs(compiled_backend, reference
             np.testing.assert_allclose(hidden, np.maximum(X @ W1 + b1, 0), rtol=1e-10)
     assert results[0][0] == pytest.approx(results[1][0], abs=1e-12)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10, atol=1e-12)
-    if compiled_backend.name == "numba":
-        kernel, extra = compiled_backend.raw.step_kernel(X, plan.layers, spec)
-        assert kernel is compiled_backend.raw.network_train_step and extra == ()
+    kernel, extra = compiled_backend.step_kernel(X, plan.layers, spec)
+    assert kernel is compiled_backend.raw.layered_train_step and extra == ()

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastmlp import backends, layout
+from fastmlp import backends
+from fastmlp.backends import layout
 from fastmlp.backends import contract
 
 

@@ -29,8 +29,8 @@ def test_unbuilt_extension_is_reported_with_the_build_command():
         import sys
         class Unbuilt:  # behaves like a checkout where setup.py never ran
             def find_spec(self, name, path=None, target=None):
-                if name == "fastmlp.backends._cython_kernels":
-                    raise ImportError("No module named 'fastmlp.backends._cython_kernels'")
+                if name == "fastmlp.backends.cython._kernels":
+                    raise ImportError("No module named 'fastmlp.backends.cython._kernels'")
         sys.meta_path.insert(0, Unbuilt())
         from fastmlp import MLP, backends, datasets
         ok, reason = backends.available()["cython"]

@@ -285,3 +285,64 @@ def test_bad_npz_is_named(tmp_path):
     np.savez(tmp_path / "mnist.npz", x_train=xtr, y_train=ytr[:-1], x_test=xte, y_test=yte)
     with pytest.raises(ValueError, match="\\[x_train\\] has 5 images but .*\\[y_train\\] has 4"):
         datasets.mnist(tmp_path)
+
+
+def test_mnist_sample_is_real_mnist_split_by_digit():
+    (X_train, y_train), (X_test, y_test) = datasets.mnist_sample()
+    assert X_train.shape == (4000, 784) and X_test.shape == (1000, 784)
+    assert X_train.dtype == X_test.dtype == np.float32
+    assert y_train.dtype == y_test.dtype == np.int64 and y_train.shape == (4000,)
+    assert X_train.min() == 0 and X_train.max() == 1 and 0 <= X_test.min() <= X_test.max() <= 1
+    np.testing.assert_array_equal(np.rint(X_train * 255) / 255, X_train)  # whole pixel levels
+    assert np.bincount(y_train).tolist() == [400] * 10  # stratified: 400 + 100 per digit
+    assert np.bincount(y_test).tolist() == [100] * 10
+    everything = np.vstack([X_train, X_test])  # each of the 5,000 images exactly once
+    assert len(np.unique(everything, axis=0)) == 5000
+    # real digits, not noise: most pixels are background, and the mean images of two
+    # digits differ where their strokes do (a 1 is narrow, a 0 is a ring)
+    assert 0.7 < np.mean(X_train == 0) < 0.9
+    ones, zeros = X_train[y_train == 1].mean(0), X_train[y_train == 0].mean(0)
+    assert ones.reshape(28, 28)[:, 14].mean() > zeros.reshape(28, 28)[:, 14].mean()
+
+
+def test_mnist_sample_split_is_fixed_and_dtype_follows():
+    (X1, y1), (T1, t1) = datasets.mnist_sample()
+    (X2, y2), (T2, t2) = datasets.mnist_sample(dtype="float64")
+    assert X2.dtype == T2.dtype == np.float64
+    np.testing.assert_array_equal(X2.astype(np.float32), X1)
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(t1, t2)
+    X1[0, 0] = 0.5  # the caller owns its arrays: a later call is unchanged
+    assert datasets.mnist_sample()[0][0][0, 0] == X2[0, 0]
+    with pytest.raises(ValueError, match="dtype"):
+        datasets.mnist_sample(dtype="int8")
+
+
+@pytest.mark.parametrize("content, compress, message", [
+    (b"hello world, not digits", False, "found, but it is not MNIST: .* are 0x68656c6c"),
+    (b"hello world, not digits", True, "found, but it is not MNIST: .* after gunzip are "
+                                       "0x68656c6c"),
+    (b"x", True, "found, but it is not MNIST: .*holds only 1 bytes after gunzip"),
+    (idx_bytes(ZERO_LABELS, LABELS), True, "found, and it is one MNIST IDX file; .* folder "
+                                           "holding all four"),
+], ids=["text", "gzipped-text", "tiny-gzip", "one-idx-file"])
+def test_an_existing_file_that_is_not_mnist_says_so(tmp_path, content, compress, message):
+    file = tmp_path / "some.gz"
+    file.write_bytes(gzip.compress(content) if compress else content)
+    with pytest.raises(ValueError, match=f"{file}: {message}"):
+        datasets.mnist(file)
+    with pytest.raises(ValueError, match="not MNIST|one MNIST IDX file"):
+        datasets.mnist(str(file))
+    assert not datasets.mnist_available(file)
+
+
+def test_an_npz_that_is_not_mnist_says_so(tmp_path):
+    text = tmp_path / "text.npz"
+    text.write_bytes(b"plain text")
+    with pytest.raises(ValueError, match=f"{text}: found, but not a readable .npz file"):
+        datasets.mnist(text)
+    single = tmp_path / "single.npz"
+    with open(single, "wb") as handle:  # np.save writes one .npy array whatever the name
+        np.save(handle, np.zeros(3))
+    with pytest.raises(ValueError, match=f"{single}: found, but it holds one array"):
+        datasets.mnist(single)

@@ -8,9 +8,12 @@ A ``Backend`` offers each kernel twice: ``backend.matmul(A, B, out=None)``
 validates its arguments (shapes, dtypes, contiguity), allocates missing outputs
 and is safe to call from user code; ``backend.raw.matmul`` is the bare kernel
 that the model calls after it has validated and allocated everything itself.
+The optional hooks of ``contract.HOOKS`` are attributes of every ``Backend``:
+the module's own where it defines them (``backend.own_hooks``), else defaults.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 
@@ -20,8 +23,8 @@ from fastmlp.backends import contract
 MODULES = {
     "python": "fastmlp.backends.python_backend",
     "numpy": "fastmlp.backends.numpy_backend",
-    "numba": "fastmlp.backends.numba_backend",
-    "cython": "fastmlp.backends.cython_backend",
+    "numba": "fastmlp.backends.numba",
+    "cython": "fastmlp.backends.cython",
 }
 
 _loaded: dict[str, Backend] = {}
@@ -35,6 +38,13 @@ class Backend:
         self.name, self.raw = name, module
         for kernel_name, spec in contract.KERNELS.items():
             setattr(self, kernel_name, spec.checked(getattr(module, kernel_name)))
+        self.own_hooks = frozenset(h for h in contract.HOOKS if hasattr(module, h))
+        for hook, default in contract.HOOKS.items():
+            raw = getattr(module, hook) if hook in self.own_hooks else functools.partial(
+                default, module)
+            if hook in contract.CHECKED_HOOKS:
+                raw = contract.KERNELS[contract.CHECKED_HOOKS[hook]].checked(raw)
+            setattr(self, hook, raw)
 
     def __repr__(self):
         return f"<fastmlp backend {self.name!r}>"

@@ -2,12 +2,15 @@
 
 The ``python`` and ``numpy`` backends take ``output_loss``, ``network_forward``,
 ``network_loss_and_grads`` and ``network_train_step`` from here; compiled backends write their own
-(one compiled call a step) and are tested against this composition.
+(one compiled call a step) and are tested against this composition. ``choose_network``
+gives both compiled backends their network entry points, which pick between the layered
+and the narrow-pair kernels by ``tuning.narrow_pair``.
 """
 from fastmlp.backends.contract import (A, CROSS_ENTROPY, DROPOUT, DZ, HIDDEN_ACT, IDENTITY,
                                        L1, L1_COEF, L2_COEF, LOSS, MSE, OUT, OUTPUT_ACT, SIGMOID,
                                        SOFTMAX, U, UPDATE_KERNELS, Z, update_state_rows)
-from fastmlp.layout import param_views, views
+from fastmlp.backends.layout import param_views, views
+from fastmlp.backends.tuning import narrow_pair
 
 
 def make_output_loss(k):
@@ -88,3 +91,27 @@ def make_train_step(k):
         return loss
 
     return network_train_step
+
+
+def choose_network(k):
+    """``(step_kernel, network_loss_and_grads, network_train_step)`` for a compiled backend
+    whose module ``k`` has ``layered_*`` and ``narrow_pair_*`` kernels: each entry point
+    asks ``narrow_pair`` which one runs (the model asks once per batch shape, by
+    ``step_kernel``)."""
+
+    def step_kernel(X, layers, spec):
+        pair = narrow_pair(X.shape[0], layers, spec)
+        return (k.narrow_pair_train_step, pair) if pair else (k.layered_train_step, ())
+
+    def network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
+        pair = narrow_pair(X.shape[0], layers, spec)
+        kernel = k.narrow_pair_loss_and_grads if pair else k.layered_loss_and_grads
+        return kernel(X, Y, theta, grad, work, layers, spec, coefs, *pair)
+
+    def network_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state,
+                           scalars):
+        kernel, extra = step_kernel(X, layers, spec)
+        return kernel(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state, scalars,
+                      *extra)
+
+    return step_kernel, network_loss_and_grads, network_train_step

@@ -14,11 +14,9 @@ float dtype (float32 or float64) shared by all the other arrays of the call.
 """
 from __future__ import annotations
 
-import functools
-import inspect
-from dataclasses import dataclass, field
-
-import numpy as np
+from fastmlp.backends.layout import (A, B, DZ, FAN_IN, FAN_OUT, LAYER_COLUMNS, OUT, U, W, Z,
+                                     check_layers)
+from fastmlp.backends.spec import FLOAT_DTYPES, ArraySpec, KernelSpec
 
 #: Activation codes, shared by every backend (index = code).
 ACTIVATIONS = ("identity", "relu", "sigmoid", "tanh", "softmax")
@@ -33,141 +31,14 @@ OPTIMIZERS = ("sgd", "rmsprop", "adam", "adagrad")
 SGD, RMSPROP, ADAM, ADAGRAD = range(4)
 UPDATE_KERNELS = ("sgd_update", "rmsprop_update", "adam_update", "adagrad_update")
 
-#: Columns of the ``layers`` table of the network kernels (see ``fastmlp.layout``).
-#: W and B are offsets into ``theta``/``grad``; the rest are offsets into ``work``
-#: (-1 where a layer has no such buffer).
-LAYER_COLUMNS = ("FAN_IN", "FAN_OUT", "W", "B", "Z", "A", "U", "OUT", "DZ")
-FAN_IN, FAN_OUT, W, B, Z, A, U, OUT, DZ = range(9)
+# The columns of the network kernels' ``layers`` table (LAYER_COLUMNS, FAN_IN ... DZ,
+# imported above) belong to fastmlp.backends.layout; they are re-exported from here.
 
 #: Entries of the ``spec`` (int64) and ``coefs`` (float64) vectors.
 HIDDEN_ACT, OUTPUT_ACT, LOSS = range(3)
 DROPOUT, L1_COEF, L2_COEF = range(3)
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-@dataclass(frozen=True)
-class ArraySpec:
-    name: str
-    dims: tuple
-    written: bool = False
-    optional: bool = False
-    dtype: np.dtype | None = None  # None: the call's float dtype
-
-    @classmethod
-    def parse(cls, name, text):
-        text, _, dtype = text.partition(":")
-        flags = set(text) & {"!", "?"}
-        dims = tuple(d.strip() for d in text.strip("!?").split(",") if d.strip())
-        dims = tuple(int(d) if d.isdigit() else d for d in dims)
-        return cls(name, dims, "!" in flags, "?" in flags,
-                   np.dtype(dtype) if dtype else None)
-
-
-@dataclass
-class KernelSpec:
-    """A kernel's declared arrays and codes, and its documented stub."""
-
-    stub: callable
-    arrays: dict
-    codes: dict = field(default_factory=dict)
-    check_extra: callable = None
-
-    @property
-    def name(self):
-        return self.stub.__name__
-
-    @property
-    def params(self):
-        return tuple(inspect.signature(self.stub).parameters)
-
-    def check(self, args):
-        """Validate ``args`` (a dict: parameter name -> value) in place.
-
-        Input arrays that are not C-contiguous are replaced by contiguous
-        copies; written arrays must already be C-contiguous and writeable.
-        """
-        sizes, float_dtype = {}, None
-        for name, spec in self.arrays.items():
-            value = args[name]
-            if value is None and spec.optional:
-                continue
-            float_dtype = _check_array(self.name, spec, value, sizes, float_dtype)
-            if not spec.written:
-                args[name] = np.ascontiguousarray(value)
-        for name, table in self.codes.items():
-            code = args[name]
-            if not isinstance(code, (int, np.integer)) or not 0 <= code < len(table):
-                raise ValueError(f"{self.name}: {name} must be a code 0..{len(table) - 1} "
-                                 f"for {table}, got {code!r}")
-        if self.check_extra is not None:
-            self.check_extra(args)
-
-    def checked(self, raw):
-        """Wrap the backend kernel ``raw``: validate, allocate missing outputs, call."""
-
-        @functools.wraps(self.stub)
-        def wrapper(*args, **kwargs):
-            bound = inspect.signature(self.stub).bind_partial(*args, **kwargs)
-            values = {name: bound.arguments.get(name) for name in self.params}
-            self._allocate_outputs(values)
-            self.check(values)
-            result = raw(*values.values())
-            if result is not None:
-                return result
-            outs = [values[n] for n, s in self.arrays.items() if s.written]
-            return outs[0] if len(outs) == 1 else tuple(outs)
-
-        wrapper.__wrapped_kernel__ = raw
-        return wrapper
-
-    def _allocate_outputs(self, values):
-        """Allocate written arrays left as None, from the shapes of the inputs."""
-        sizes, dtype = {}, None
-        for name, spec in self.arrays.items():
-            value = values[name]
-            if isinstance(value, np.ndarray) and value.ndim == len(spec.dims):
-                sizes.update((d, n) for d, n in zip(spec.dims, value.shape) if isinstance(d, str))
-                if spec.dtype is None and dtype is None:
-                    dtype = value.dtype
-        for name, spec in self.arrays.items():
-            if values[name] is None and spec.written and not spec.optional:
-                if not all(isinstance(d, int) or d in sizes for d in spec.dims):
-                    raise TypeError(f"{self.name}: pass {name}; its shape cannot be inferred")
-                shape = tuple(d if isinstance(d, int) else sizes[d] for d in spec.dims)
-                values[name] = np.zeros(shape, spec.dtype or dtype)
-
-
-def _check_array(kernel, spec, value, sizes, float_dtype):
-    where = f"{kernel}: {spec.name}"
-    if not isinstance(value, np.ndarray):
-        raise TypeError(f"{where} must be a numpy.ndarray, got {type(value).__name__}")
-    if value.ndim != len(spec.dims):
-        raise ValueError(f"{where} must be {len(spec.dims)}-D with shape "
-                         f"({', '.join(map(str, spec.dims))}), got shape {value.shape}")
-    if spec.dtype is not None:
-        if value.dtype != spec.dtype:
-            raise TypeError(f"{where} must have dtype {spec.dtype}, got {value.dtype}")
-    elif float_dtype is None:
-        if value.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{where} must have dtype float32 or float64, got {value.dtype}")
-        float_dtype = value.dtype
-    elif value.dtype != float_dtype:
-        raise TypeError(f"{where} must have dtype {float_dtype} like the arrays before it, "
-                        f"got {value.dtype}")
-    if value.size == 0:
-        raise ValueError(f"{where} must not be empty, got shape {value.shape}")
-    for dim, size in zip(spec.dims, value.shape):
-        expected = dim if isinstance(dim, int) else sizes.setdefault(dim, size)
-        if size != expected:
-            raise ValueError(f"{where} has shape {value.shape}: dimension '{dim}' must be "
-                             f"{expected} to match the other arrays")
-    if spec.written and not value.flags.c_contiguous:
-        raise ValueError(f"{where} is written by the kernel and must be C-contiguous")
-    if spec.written and not value.flags.writeable:
-        raise ValueError(f"{where} is written by the kernel and must be writeable")
-    return float_dtype
-
+# ArraySpec and KernelSpec (fastmlp.backends.spec) parse the declarations and check calls.
 
 #: name -> KernelSpec, in declaration order.
 KERNELS: dict[str, KernelSpec] = {}
@@ -387,11 +258,9 @@ def adagrad_update(param, grad, state_sum, clr, eps, weight_decay):
 # so a compiled backend can run a whole training step in one call.
 
 def _check_network(args):
-    from fastmlp import layout  # late import: layout depends on this module
-
     training = "Y" in args
     layers = args["layers"]
-    layout.check_layers(layers, args["X"].shape[0], args["theta"].size, args["work"].size,
+    check_layers(layers, args["X"].shape[0], args["theta"].size, args["work"].size,
                         args["X"].shape[1], training)
     if training and args["Y"].shape[1] != layers[-1, FAN_OUT]:
         raise ValueError(f"Y has {args['Y'].shape[1]} columns, the network has "
@@ -411,7 +280,7 @@ def _check_codes(spec):
 def network_forward(X, theta, work, layers, spec):
     """Inference pass of the whole network (dropout off).
 
-    ``layers`` comes from ``fastmlp.layout.plan(..., training=False)``. Writes
+    ``layers`` comes from ``fastmlp.backends.layout.plan(..., training=False)``. Writes
     every layer's output into ``work``; the last layer's ``Z`` and ``A``
     (probabilities) included::
 
@@ -426,12 +295,12 @@ def network_forward(X, theta, work, layers, spec):
 def network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
     """Forward, loss, backward and penalties of the whole network; returns the loss.
 
-    ``layers`` comes from ``fastmlp.layout.plan(..., training=True)``; a hidden
+    ``layers`` comes from ``fastmlp.backends.layout.plan(..., training=True)``; a hidden
     layer whose ``U`` column is not -1 applies dropout with the uniforms the
     caller wrote there. ``grad`` is overwritten (same layout as ``theta``).
     Afterwards ``A_L`` holds the output probabilities (``fit`` reads them); the
     other work regions are scratch in a layout of the backend's choosing (the
-    Numba backend stores a narrow network's activations units x samples)::
+    compiled backends store a narrow pair's activations units x samples)::
 
         forward as in network_forward, then A_l -> OUT_l = dropout_apply(A_l, U_l, p)
         loss = output_loss(out_act, loss, Z_L, Y, A_L, DZ_L)
@@ -484,3 +353,34 @@ def network_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, 
 
 
 KERNEL_NAMES = tuple(KERNELS)
+
+
+# ---------------------------------------------------------------- optional hooks
+# What a backend module may define besides the kernels. ``backends.Backend`` takes the
+# module's own function where it has one, else the default below bound to the module.
+
+def default_step_kernel(kernels, X, layers, spec):
+    """Hook ``step_kernel(X, layers, spec) -> (kernel, extra)``: the training-step kernel for
+    this network and batch, called as ``kernel(*network_train_step's arguments, *extra)``.
+    Default: ``(kernels.network_train_step, ())``."""
+    return kernels.network_train_step, ()
+
+
+def default_specialise(kernels, kernel, args, literals=()):
+    """Hook ``specialise(kernel, args, literals=()) -> kernel``: ``kernel`` bound to the
+    types of ``args`` and the values of the trailing integer ``literals``, for a caller
+    whose arguments keep exactly those. Default: ``kernel`` itself."""
+    return kernel
+
+
+def default_matmul_variant(kernels, A, B, out):
+    """Hooks ``matmul_blocked`` (an own cache-blocked loop) and ``matmul_blas`` (BLAS
+    alone), arguments as ``matmul``; the harness times them. Default: ``kernels.matmul``."""
+    kernels.matmul(A, B, out)
+
+
+#: Hook name -> default (called with the backend module first).
+HOOKS = {"step_kernel": default_step_kernel, "specialise": default_specialise,
+         "matmul_blocked": default_matmul_variant, "matmul_blas": default_matmul_variant}
+#: Hooks taking arrays, checked as the kernel named here.
+CHECKED_HOOKS = {"matmul_blocked": "matmul", "matmul_blas": "matmul"}

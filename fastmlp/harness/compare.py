@@ -10,7 +10,7 @@ import numpy as np
 
 from fastmlp.harness import timing, workloads
 
-WORKLOADS = ("spiral", "digits", "mnist")
+WORKLOADS = ("xor", "spiral", "digits", "mnist")
 
 
 def _data(name, dtype):
@@ -19,38 +19,65 @@ def _data(name, dtype):
     return sizes, X, y
 
 
-def sklearn_step(name, dtype="float32"):
-    """``MLPClassifier.partial_fit`` on one batch with ``batch_size`` = the batch: one Adam step."""
+def sklearn_fit(name, X, y):
+    """One ``MLPClassifier.partial_fit`` pass over ``X`` in mini-batches of the workload's
+    batch (one Adam step when ``X`` is one batch); a callable repeating it."""
     from sklearn.neural_network import MLPClassifier
 
-    sizes, X, y = _data(name, dtype)
-    model = MLPClassifier(hidden_layer_sizes=sizes[1:-1], solver="adam", batch_size=len(X),
+    sizes, batch = workloads.NETWORKS[name][:2]
+    model = MLPClassifier(hidden_layer_sizes=sizes[1:-1], solver="adam", batch_size=batch,
                           learning_rate_init=1e-3, random_state=0)
-    classes = np.arange(sizes[-1])
-    model.partial_fit(X, y, classes=classes)
+    model.partial_fit(X, y, classes=np.arange(max(2, sizes[-1])))
     return lambda: model.partial_fit(X, y)
 
 
-def torch_step(name, dtype="float32"):
-    """A ``torch.nn.Sequential`` MLP: forward, cross-entropy, backward, and a step of the
-    workload's optimizer (Adam, or RMSprop for MNIST), as fastmlp's step does."""
+def sklearn_step(name, dtype="float32"):
+    """``MLPClassifier.partial_fit`` on one batch with ``batch_size`` = the batch: one Adam step."""
+    _, X, y = _data(name, dtype)
+    return sklearn_fit(name, X, y)
+
+
+def torch_fit(name, X, y):
+    """A ``torch.nn.Sequential`` MLP trained by a callable running one epoch over ``X``:
+    shuffled mini-batches of the workload's batch, each forward, loss (cross-entropy, or
+    binary cross-entropy for one sigmoid output), backward and a step of the workload's
+    optimizer (Adam, or RMSprop for MNIST), as fastmlp's step does."""
     import torch
 
-    sizes, X, y = _data(name, dtype)
+    sizes, batch, opt_name = workloads.NETWORKS[name][:3]
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers += [torch.nn.Linear(a, b)] + ([torch.nn.ReLU()] if i < len(sizes) - 2 else [])
-    net = torch.nn.Sequential(*layers).to(getattr(torch, dtype))
+    net = torch.nn.Sequential(*layers).to(getattr(torch, X.dtype.name))
     optimizer = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
-    opt = optimizer[workloads.NETWORKS[name][2]](net.parameters(), lr=1e-3)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(np.asarray(y, np.int64))
-    loss_fn = torch.nn.CrossEntropyLoss()
+    opt = optimizer[opt_name](net.parameters(), lr=1e-3)
+    Xt = torch.from_numpy(X)
+    if sizes[-1] == 1:
+        yt, loss_fn = torch.from_numpy(np.asarray(y, X.dtype).reshape(-1, 1)), \
+            torch.nn.BCEWithLogitsLoss()
+    else:
+        yt, loss_fn = torch.from_numpy(np.asarray(y, np.int64)), torch.nn.CrossEntropyLoss()
 
-    def step():
+    def step(Xb, yb):
         opt.zero_grad()
-        loss_fn(net(Xt), yt).backward()
+        loss_fn(net(Xb), yb).backward()
         opt.step()
-    return step
+
+    if len(X) <= batch:
+        return lambda: step(Xt, yt)
+
+    def epoch():
+        order = torch.randperm(len(X))
+        for start in range(0, len(X), batch):
+            rows = order[start:start + batch]
+            step(Xt[rows], yt[rows])
+    return epoch
+
+
+def torch_step(name, dtype="float32"):
+    """One training step of ``torch_fit`` on the workload's batch."""
+    _, X, y = _data(name, dtype)
+    return torch_fit(name, X, y)
 
 
 TOOLS = {"scikit-learn MLPClassifier": sklearn_step, "PyTorch CPU": torch_step}
@@ -63,11 +90,15 @@ def run(budget=0.25, names=WORKLOADS):
         for name in names:
             sizes, batch = workloads.NETWORKS[name][:2]
             row = dict(tool=tool, workload=f"{name} {'-'.join(map(str, sizes))} b{batch} f32")
-            try:
-                row.update(status="ok", **timing.measure(make(name), budget=budget))
-            except ImportError:
-                row.update(status="not installed")
-            except Exception as error:  # a tool's failure is a row, not a crashed report
-                row.update(status=f"error: {type(error).__name__}: {error}")
-            rows.append(row)
+            rows.append(attempt(row, lambda: timing.measure(make(name), budget=budget)))
     return rows
+
+
+def attempt(row, measure):
+    """``row`` with the timings ``measure()`` returns, or with why there are none."""
+    try:
+        return dict(row, status="ok", **measure())
+    except ImportError:
+        return dict(row, status="not installed")
+    except Exception as error:  # a tool's failure is a row, not a crashed report
+        return dict(row, status=f"error: {type(error).__name__}: {error}")

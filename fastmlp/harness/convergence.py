@@ -87,11 +87,11 @@ def train(task_name, task, opt_name, backend, data, dtype="float32"):
                 test_accuracy=test["accuracy"], metric=task["metric"],
                 threshold=task["threshold"], passed=bool(value >= task["threshold"]),
                 steps_to_target=int((reached[0] + 1) * batches) if len(reached) else None,
-                seconds=seconds, epoch_loss=_rounded(frame["loss"]),
-                batch_losses=_rounded(history.batch_losses))
+                seconds=seconds, epoch_loss=rounded(frame["loss"]),
+                batch_losses=rounded(history.batch_losses))
 
 
-def _rounded(values):
+def rounded(values):
     """Six significant digits: enough for a plot, and keeps convergence.json small."""
     return [float(f"{v:.6g}") for v in values]
 
@@ -129,24 +129,6 @@ def agreement(names, dtype, settings=AGREEMENT):
         rows.append(dict(backend=name, dtype=dtype, steps=len(curve), max_rel_diff=err,
                          rtol=rtol, agree=bool(err <= rtol)))
     return rows
-
-
-#: The overfitting demonstration: data set -> (network, epochs); Adam lr 1e-3, batch 32 (128
-#: for MNIST), dropout 0 and 0.5 on the hidden layers.
-DROPOUT_DEMO = {"digits": ((64, 256, 256, 10), 60, 32), "mnist": ((784, 512, 512, 10), 10, 128)}
-
-
-def dropout_demo(backend, name="digits", quick=False):
-    """Per-epoch train/validation curves without and with dropout (FileNotFoundError: no data)."""
-    (Xtr, ytr), (Xte, yte) = load(name)
-    sizes, epochs, batch = DROPOUT_DEMO[name]
-    curves = {}
-    for rate in (0.0, 0.5):
-        model = MLP(sizes, backend=backend, dropout=rate, seed=0)
-        history = model.fit(Xtr, ytr, optimizer=optim.Adam(1e-3), epochs=2 if quick else epochs,
-                            batch_size=batch, validation_data=(Xte, yte))
-        curves[f"dropout={rate}"] = history.to_frame().to_dict(orient="list")
-    return curves
 
 
 def available_for_agreement():

@@ -1,4 +1,5 @@
-"""``fastmlp report``: speed, cold start and convergence, written to ``reports/<name>/``.
+"""``fastmlp report``: speed, epochs, the seed's experiments, cold start and convergence,
+written to ``reports/<name>/`` as ``report.md``, ``details.md`` and ``report.html``.
 
 Every finished case or training run is saved at once (see ``store``); a rerun
 with the same output directory and mode skips what is already there, so an
@@ -9,11 +10,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from fastmlp.harness import compare, machine, render, speed, tables, workloads
+from fastmlp.harness import compare, epochs, html, machine, render, seed, speed, tables, workloads
 from fastmlp.harness import convergence as conv
 from fastmlp.harness.store import ResultStore, write_atomic
 
 BUDGET_S = {"quick": 0.03, "full": 0.2}  # timing budget per case and backend
+QUICK_WORKLOADS = ("xor", "spiral")  # the comparisons and epochs of --quick
 
 
 def convergence_jobs(quick, backend):
@@ -29,8 +31,6 @@ def convergence_jobs(quick, backend):
     settings = dict(conv.AGREEMENT, epochs=1) if quick else conv.AGREEMENT
     jobs += [(f"agreement/{dt}", lambda dt=dt: conv.agreement(
         conv.available_for_agreement(), dt, settings)) for dt in ("float64", "float32")]
-    jobs += [(f"dropout/{name}", lambda n=name: _dropout(backend, n, quick))
-             for name in conv.DROPOUT_DEMO]
     return jobs
 
 
@@ -49,20 +49,14 @@ def _train(name, task, opt, backend):
     return conv.train(name, task, opt, backend, data)
 
 
-def _dropout(backend, name, quick):
-    try:
-        return conv.dropout_demo(backend, name, quick)
-    except FileNotFoundError as error:
-        return {"not_run": f"not run: no MNIST files ({error})"}
-
-
 def run(out="reports/latest", quick=False, only=None, fresh=False, convergence_backend="auto",
         progress=True):
     """Make the whole report; returns the path of ``report.md``.
 
     ``convergence_backend="auto"`` trains on the fastest available backend (the
-    agreement section checks that every backend gives the same curves). Quick
-    mode skips the cold-start subprocesses (a cold Numba compile takes many seconds).
+    agreement section checks that every backend gives the same curves); the seed's
+    experiments run on it too. Quick mode skips the cold-start subprocesses (a cold
+    Numba compile takes many seconds) and cuts every experiment down.
     """
     from tqdm import tqdm
 
@@ -77,8 +71,11 @@ def run(out="reports/latest", quick=False, only=None, fresh=False, convergence_b
     status = speed.backend_status()
     sections = {
         "coldstart": [] if quick else _cold_start_jobs(status),
-        "compare": [("rows", lambda: compare.run(BUDGET_S[mode], ("spiral",) if quick
+        "compare": [("rows", lambda: compare.run(BUDGET_S[mode], QUICK_WORKLOADS if quick
                                                  else compare.WORKLOADS))],
+        "epochs": [("rows", lambda: epochs.run(QUICK_WORKLOADS if quick else
+                                               tuple(workloads.NETWORKS), BUDGET_S[mode]))],
+        "seed": seed.jobs(convergence_backend, quick),
         "convergence": convergence_jobs(quick, convergence_backend),
     }
     total = len(cases) + sum(map(len, sections.values()))
@@ -91,9 +88,11 @@ def run(out="reports/latest", quick=False, only=None, fresh=False, convergence_b
     runs = _section(store, "runs", mode)
     runs["results"][str(len(runs["results"]))] = time.perf_counter() - started
     store.save_section("runs", runs)  # seconds of each (resumed) run, summed in the text
-    text = render.render(out, store, status, results, quick, list(runs["results"].values()),
-                         convergence_backend)
-    write_atomic(out / "report.md", text)
+    pages = render.render(out, store, status, results, quick, list(runs["results"].values()),
+                          convergence_backend)
+    for name, text in zip(("report.md", "details.md"), pages):
+        write_atomic(out / name, text)
+    write_atomic(out / "report.html", html.page(pages, out, "fastmlp report"))
     return out / "report.md"
 
 

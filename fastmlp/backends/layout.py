@@ -2,8 +2,9 @@
 
 The model keeps all parameters in one flat vector ``theta`` (and gradients in
 ``grad``), and every per-batch buffer in one flat ``work`` array. The ``layers``
-table (one row a layer, columns ``contract.LAYER_COLUMNS``) gives the offsets,
-so compiled network kernels take five to eight arguments whatever the depth.
+table (one row a layer, columns ``LAYER_COLUMNS``) gives the offsets, so
+compiled network kernels take five to eight arguments whatever the depth. The
+kernel contract imports this module; it imports nothing of fastmlp.
 """
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastmlp.backends.contract import A, B, DZ, FAN_IN, FAN_OUT, OUT, U, W, Z
+#: Columns of the ``layers`` table. W and B are offsets into ``theta``/``grad``; the rest
+#: are offsets into ``work`` (-1 where a layer has no such buffer).
+LAYER_COLUMNS = ("FAN_IN", "FAN_OUT", "W", "B", "Z", "A", "U", "OUT", "DZ")
+FAN_IN, FAN_OUT, W, B, Z, A, U, OUT, DZ = range(9)
 
 
 class Plan(NamedTuple):
-    layers: np.ndarray  # (n_layers, 9) int64
+    layers: np.ndarray  # (n_layers, len(LAYER_COLUMNS)) int64
     theta_size: int
     work_size: int
 
@@ -39,7 +43,7 @@ def plan(sizes, n_samples, dropout=0.0, training=True):
     """
     offsets, theta_size = theta_offsets(sizes)
     n_layers = len(sizes) - 1
-    layers = np.full((n_layers, 9), -1, dtype=np.int64)
+    layers = np.full((n_layers, len(LAYER_COLUMNS)), -1, dtype=np.int64)
     at = 0
 
     def take(count):
@@ -85,7 +89,7 @@ def check_layers(layers, n_samples, theta_size, work_size, n_features, training)
     missing = [(l, c) for l, row in enumerate(layers) for c in required if row[c] < 0]
     if layers[-1, Z] < 0 or missing:
         raise ValueError("layers: a buffer the kernel needs is missing (-1); build the "
-                         f"layout with fastmlp.layout.plan(..., training={training})")
+                         f"layout with fastmlp.backends.layout.plan(..., training={training})")
     if layers[0, FAN_IN] != n_features:
         raise ValueError(f"layers: the first layer takes {layers[0, FAN_IN]} features, "
                          f"X has {n_features}")
@@ -102,4 +106,4 @@ def check_layers(layers, n_samples, theta_size, work_size, n_features, training)
             if row[column] >= 0 and row[column] + block > work_size:
                 raise ValueError(f"work: layer {l} needs {row[column] + block} entries for a "
                                  f"batch of {n_samples}, work has {work_size}; build the "
-                                 "layout with fastmlp.layout.plan for this batch size")
+                                 "layout with fastmlp.backends.layout.plan for this batch size")

@@ -1,19 +1,42 @@
-"""Cheap C-contiguous views for the Numba kernels, a small scratch matrix on the stack, a
-power of two built from its exponent bits (what a vectorised exp needs), and the register
-tile of the blocked matrix product (``vector_tile``).
+"""What Numba's loops cannot say, as LLVM IR, and the compile flags of every kernel.
 
-Numba's ``reshape`` calls a general C helper that works out strides for any
-layout: 40-50 ns a call, measured in a compiled loop. The network kernels take
-~17 views of the flat buffers per step, which made them ~0.8 us slower than
-the kernels they call at the XOR size. These views of contiguous arrays are a
-struct fill (~1 ns). Under ``NUMBA_DISABLE_JIT=1`` they are plain ``reshape``.
+Cheap C-contiguous views (``matrix_view``, ``flat_view``: a struct fill, where Numba's
+``reshape`` calls a general helper), a scratch matrix on the stack (``stack_matrix``), a
+power of two from its exponent bits (``pow2``, for a vectorised exp) and the register tile
+of the blocked product (``tile``). Under ``NUMBA_DISABLE_JIT=1`` they are plain NumPy.
+
+``FASTMLP_FASTMATH=1`` compiles with ``fastmath=True`` (results then differ from the
+NumPy reference in the last bits) and without the disk cache; the default keeps IEEE
+semantics.
 """
+import os
+
 import numpy as np
 from llvmlite import ir
 from numba import config, njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, register_jitable
 from numba.np.arrayobj import make_array, populate_array
+
+from fastmlp.backends import tuning
+from fastmlp.backends.tuning import STACK_ITEMS, TILE_ROWS, VECTOR_BYTES, tile_columns
+
+FASTMATH = os.environ.get("FASTMLP_FASTMATH") == "1"
+# Numba's disk cache is keyed on the bytecode, not on the compile flags: a fastmath build
+# would be loaded by a later default run (and back), so only the default build is cached.
+CACHE = not FASTMATH
+# error_model="numpy": division follows IEEE (inf/nan) like the NumPy reference; the
+# default "python" model checks every divisor for zero, a branch that stops vectorisation.
+jit = njit(cache=CACHE, fastmath=FASTMATH, error_model="numpy")
+# FMA contraction, for the product loops: their results differ from np.dot's in the last
+# bits anyway.
+contract_jit = njit(cache=CACHE, fastmath=FASTMATH or {"contract"}, error_model="numpy")
+# Reassociation too, for the dot products: a sum in order cannot be split over vector lanes.
+reassoc_jit = njit(cache=CACHE, fastmath=FASTMATH or {"contract", "reassoc"},
+                   error_model="numpy")
+
+for _function in tuning.FUNCTIONS:  # the kernels call the tuning table's functions
+    register_jitable(_function)
 
 
 def _view_codegen(make_shape):
@@ -60,11 +83,6 @@ def _flat_view(typingctx, array):
     return signature, _view_codegen(lambda builder, source, args: [source.nitems])
 
 
-#: Capacity of ``stack_matrix`` in elements (16 KiB float32, 32 KiB float64: far below the
-#: thread's stack).
-STACK_ITEMS = 4096
-
-
 @intrinsic
 def _stack_matrix(typingctx, like, rows, cols):
     if not isinstance(like, types.Array):
@@ -104,27 +122,14 @@ def _pow2(typingctx, n):
     return n(n), codegen
 
 
-#: The register tile of ``vector_tile``: TILE_ROWS rows of two 32-byte vectors each.
-TILE_ROWS, VECTOR_BYTES = 6, 32
-
-
-@njit(cache=True)
-def tile_columns(itemsize):
-    """Columns of the register tile for elements of ``itemsize`` bytes (16 float32, 8 float64)."""
-    return 2 * VECTOR_BYTES // itemsize
-
-
 @intrinsic
-def _vector_tile(typingctx, a_pack, b_pack, b_offset, depth, out, row, col, accumulate):
+def _tile(typingctx, a_pack, b_pack, b_offset, depth, out, row, col, accumulate):
     """out[row:row + TILE_ROWS, col:col + NR] (+)= the product of a packed row block and a
-    packed panel, summed in 2 * TILE_ROWS vector registers.
+    packed panel, summed in 2 * TILE_ROWS vector registers: the Cython backend's C tile.
 
-    Numba's loops cannot say this: the loop vectorizer only vectorises an innermost loop, so
-    the sums go through memory on every step of the inner dimension, and LLVM's SLP
-    vectorizer, which would pack a fully unrolled tile into vectors, is off in Numba by
-    default (``NUMBA_SLP_VECTORIZE``). So the tile is written in LLVM IR: the same loop as
-    the Cython backend's C tile. Nothing is bounds-checked: the caller passes a whole tile
-    inside ``out`` and packs holding ``depth`` rows.
+    In LLVM IR because Numba's loop vectorizer only vectorises an innermost loop (the sums
+    would go through memory) and its SLP vectorizer is off by default. Nothing is
+    bounds-checked: the caller passes a whole tile inside ``out`` and packs of ``depth`` rows.
     """
     arrays = (_is_c_array(a_pack, 1), _is_c_array(b_pack, 1), _is_c_array(out, 2))
     if not all(arrays) or out.dtype not in (types.float32, types.float64) \
@@ -200,7 +205,7 @@ if config.DISABLE_JIT:
         """A C-contiguous array as a 1-D view."""
         return array.reshape(-1)
 
-    def vector_tile(a_pack, b_pack, b_offset, depth, out, row, col, accumulate):
+    def tile(a_pack, b_pack, b_offset, depth, out, row, col, accumulate):
         """out[row:row + TILE_ROWS, col:col + NR] (+)= a_pack's first depth x TILE_ROWS
         block (p-major) transposed @ b_pack's depth x NR panel at b_offset."""
         columns = tile_columns(out.itemsize)
@@ -210,4 +215,4 @@ if config.DISABLE_JIT:
         block[...] = (block if accumulate else 0) + a.T @ b
 else:
     matrix_view, flat_view, stack_matrix, pow2 = _matrix_view, _flat_view, _stack_matrix, _pow2
-    vector_tile = _vector_tile
+    tile = _tile

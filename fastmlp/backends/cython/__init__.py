@@ -1,0 +1,28 @@
+"""The Cython backend: kernels compiled from ``_kernels.pyx`` by ``setup.py``.
+
+Kernels follow ``fastmlp.backends.contract`` and pick their paths by
+``fastmlp.backends.tuning``. The files mirror the Numba backend's modules, name for name
+(``gemm.pxi`` ~ ``numba/gemm.py``...), all compiled as one extension so that GCC inlines
+across them; the C they call is in ``intrinsics.h`` and ``narrow_pair.h``. This module
+only imports the extension, so that a checkout without a build reports the backend
+unavailable with the command that builds it.
+"""
+import sys
+
+try:
+    from fastmlp.backends.cython import _kernels
+except ImportError as error:
+    raise ImportError(f"the Cython extension is not built ({error}); build it with "
+                      "`pip install -e .` (or `python setup.py build_ext --inplace`)") from error
+
+from fastmlp.backends.compose import choose_network
+from fastmlp.backends.contract import KERNEL_NAMES
+
+#: The extension's kernels: the contract's but the two that choose (choose_network), and
+#: the hooks and network kernels those choose between.
+COMPILED = tuple(n for n in KERNEL_NAMES if n not in ("network_loss_and_grads",
+                                                       "network_train_step")) + (
+    "matmul_blas", "matmul_blocked", "layered_loss_and_grads", "layered_train_step",
+    "narrow_pair_loss_and_grads", "narrow_pair_train_step")
+globals().update({name: getattr(_kernels, name) for name in COMPILED})
+step_kernel, network_loss_and_grads, network_train_step = choose_network(sys.modules[__name__])

@@ -1,0 +1,50 @@
+/* The C the Cython kernels call: what Cython cannot say (vector registers, bit casts).
+   GCC/Clang vector extensions; each function written for float (_f32) and double (_f64).
+   Sizes come from tuning.h, which setup.py writes from fastmlp/backends/tuning.py. */
+#ifndef FASTMLP_INTRINSICS_H
+#define FASTMLP_INTRINSICS_H
+#include <stdint.h>
+#include <string.h>
+#include "tuning.h"
+
+/* 2**n from t = n + 1.5 * 2**23 + 127 (float) or n + 1.5 * 2**52 + 1023 (double). */
+static inline float pow2_f32(float t) {
+    uint32_t bits; memcpy(&bits, &t, 4); bits <<= 23; memcpy(&t, &bits, 4); return t;
+}
+static inline double pow2_f64(double t) {
+    uint64_t bits; memcpy(&bits, &t, 8); bits <<= 52; memcpy(&t, &bits, 8); return t;
+}
+
+/* v, or +0 where below is true, by a mask: a branch would hold the multiply making v,
+   and GCC does not move a float operation out of a branch (it may trap), nor vectorise. */
+static inline float zero_where_f32(int below, float v) {
+    uint32_t bits; memcpy(&bits, &v, 4); bits &= (uint32_t)below - 1u; memcpy(&v, &bits, 4);
+    return v;
+}
+static inline double zero_where_f64(int below, double v) {
+    uint64_t bits; memcpy(&bits, &v, 8); bits &= (uint64_t)below - 1u; memcpy(&v, &bits, 8);
+    return v;
+}
+
+/* exp's Cody-Waite reduction x = n ln2 + r: n * LN2_HI is exact (LN2_HI has 16 significant
+   bits); n rounds by adding MAGIC, which leaves round(n) + the exponent bias in the low
+   mantissa bits (no float-to-int conversion: AVX2 has none for int64). */
+static const double LOG2E = 1.4426950408889634;
+static const double LN2_HI = 0.693145751953125;
+static const double LN2_LO = 1.428606820309417232e-06;
+static const float MAGIC_F32 = 12582912.0f + 127.0f;
+static const double MAGIC_F64 = 6755399441055744.0 + 1023.0;
+
+/* dots (the narrow-n product's dot products) and tile (the blocked product's register
+   tile), written once in intrinsics.typed.h for a float type FM_REAL. */
+#define FM_REAL float
+#define FM_DOTS dots_f32
+#define FM_TILE tile_f32
+#include "intrinsics.typed.h"
+
+#define FM_REAL double
+#define FM_DOTS dots_f64
+#define FM_TILE tile_f64
+#include "intrinsics.typed.h"
+
+#endif

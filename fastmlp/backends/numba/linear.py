@@ -1,0 +1,42 @@
+"""Dense layers: the product and its neighbouring passes, fused where the shape allows."""
+from fastmlp.backends.contract import RELU
+from fastmlp.backends.numba.elementwise import activation_backward, bias_activation
+from fastmlp.backends.numba.gemm import gemm, narrow_k, weight_grads
+from fastmlp.backends.numba.intrinsics import jit
+from fastmlp.backends.tuning import narrow_k_applies
+
+
+@jit
+def linear_forward(X, W, b, act, out):
+    if act == RELU and narrow_k_applies(X.shape[0], X.shape[1], W.shape[1]):
+        narrow_k(X, W, out, b, True, None)  # product, bias and ReLU in one pass
+        return
+    gemm(X, W, out)
+    bias_activation(out, b, act)
+
+
+@jit
+def linear_backward_relu(X, W, dZ, dW, db, dX, relu_out):
+    """linear_backward; given ``relu_out`` (the ReLU output that fed this layer), dX also
+    gets ReLU's derivative, in the product's pass where the shape allows."""
+    if narrow_k_applies(dZ.shape[0], X.shape[1], dZ.shape[1]):  # a narrow X: dW has few rows
+        weight_grads(X, dZ, dW, db)
+    else:
+        gemm(X.T, dZ, dW)
+        db[:] = 0
+        for i in range(dZ.shape[0]):
+            for j in range(dZ.shape[1]):
+                db[j] += dZ[i, j]
+    if dX is None:
+        return
+    if relu_out is not None and narrow_k_applies(dZ.shape[0], dZ.shape[1], W.shape[0]):
+        narrow_k(dZ, W.T, dX, None, False, relu_out)
+        return
+    gemm(dZ, W.T, dX)
+    if relu_out is not None:
+        activation_backward(RELU, relu_out, dX, dX)
+
+
+@jit
+def linear_backward(X, W, dZ, dW, db, dX):
+    linear_backward_relu(X, W, dZ, dW, db, dX, None)

@@ -1,0 +1,111 @@
+"""The compiled backends' tuning table: every size that picks a path or a tile, and the
+functions that apply them.
+
+Both compiled backends follow this table. The Numba backend compiles ``FUNCTIONS`` as
+they are, into its kernels; ``setup.py`` writes ``CONSTANTS`` into ``cython/tuning.h`` and
+the same functions' bodies, under ``CYTHON_SIGNATURES``, into ``cython/tuning.pxi`` for
+the Cython build (tests/test_twins.py checks that the build agrees). ``narrow_pair``
+runs in Python, for both backends. Numba's disk cache is keyed on each kernel's own file,
+not on this one: after changing a value here, delete ``fastmlp/backends/numba/__pycache__``
+(the Cython build sees the change itself).
+The measurements behind each value are in docs/performance.md.
+"""
+from fastmlp.backends.contract import CROSS_ENTROPY, HIDDEN_ACT, LOSS, OUTPUT_ACT, RELU, SOFTMAX
+from fastmlp.backends.layout import FAN_IN, FAN_OUT, U
+
+#: Below this many multiply-adds (m * k * n) a plain loop, whatever the layouts, beats
+#: the ~0.2 us a BLAS call costs; from here up the other paths beat it (bench/tiny_gemm.py).
+TINY_GEMM = 1024
+#: Below this size the i-k-j loop (it vectorises along B's rows) beats BLAS.
+SMALL_GEMM = 65536
+#: Below this size the narrow loops beat BLAS (they win at ~256k, tie at ~1M).
+NARROW_GEMM = 1 << 19
+#: Inner dimensions up to this take the narrow-k loop: one pass over each row of out.
+NARROW_K = 4
+#: At least this many output columns fill a vector; fewer take the narrow-n dot loops.
+MIN_LOOP_COLUMNS = 8
+#: Columns of B the narrow-n dots take a pass (its copy of B.T is padded to a multiple).
+DOT_COLUMNS = 4
+#: Elements of a kernel's stack scratch (16 KiB float32): far below a thread's stack.
+STACK_ITEMS = 4096
+#: Rows of B packed at once by the blocked product: the packed block stays in L2.
+PACK_ROWS = 256
+#: Rows of the blocked product's register tile: its 2 * TILE_ROWS vector sums and two
+#: vectors of B fit the 16 vector registers of AVX2.
+TILE_ROWS = 6
+#: Bytes of the vector registers the tiles are written for (AVX2's, which every x86-64
+#: machine with AVX2 or AVX-512 runs).
+VECTOR_BYTES = 32
+#: Columns of the widest register tile (two vectors of float32): the edge scratch's width.
+TILE_COLUMNS_MAX = 2 * VECTOR_BYTES // 4
+
+#: Paths of a matrix product, as ``gemm_path`` returns them.
+GEMM_PATHS = ("loop", "narrow_k", "narrow_n", "blas")
+LOOP_PATH, NARROW_K_PATH, NARROW_N_PATH, BLAS_PATH = range(4)
+
+
+def tile_columns(itemsize):
+    """Columns of the register tile for elements of ``itemsize`` bytes: two vectors."""
+    return 2 * VECTOR_BYTES // itemsize
+
+
+def dot_padded(n):
+    """``n`` rounded up to a multiple of DOT_COLUMNS."""
+    return (n + DOT_COLUMNS - 1) // DOT_COLUMNS * DOT_COLUMNS
+
+
+def narrow_k_applies(m, k, n):
+    """Whether an (m, k) @ (k, n) product runs the narrow-k loop; also the weight gradient
+    of a layer with k inputs over m samples, whose k + 1 sums of n live on the stack."""
+    return (TINY_GEMM <= m * k * n < NARROW_GEMM and k <= NARROW_K and n >= MIN_LOOP_COLUMNS
+            and (NARROW_K + 1) * n <= STACK_ITEMS)
+
+
+def gemm_path(m, k, n, trans_a, trans_b):
+    """The path (``GEMM_PATHS``) of out (m, n) = op(A) @ op(B), inner dimension k, where
+    ``trans_a`` / ``trans_b`` say that A / B is a transposed view of a C-contiguous array."""
+    size = m * k * n
+    if size < TINY_GEMM:
+        return LOOP_PATH
+    if narrow_k_applies(m, k, n):
+        return NARROW_K_PATH
+    if size < NARROW_GEMM and n < MIN_LOOP_COLUMNS and (
+            m * n if trans_a else k * dot_padded(n)) <= STACK_ITEMS:
+        return NARROW_N_PATH
+    if size < SMALL_GEMM and n >= MIN_LOOP_COLUMNS and not trans_b:
+        return LOOP_PATH
+    return BLAS_PATH
+
+
+def narrow_pair(n_samples, layers, spec):
+    """``(inputs, classes)`` when a training step runs the narrow-pair kernels, else ``()``:
+    one ReLU hidden layer between at most NARROW_K inputs and classes under softmax
+    cross-entropy, no dropout, and a batch that fills vectors and whose rows (X.T, the
+    softmax's scratch) fit the stack. Every network entry point of both backends asks."""
+    if len(layers) != 2:
+        return ()
+    kin, kout = int(layers[0, FAN_IN]), int(layers[1, FAN_OUT])
+    if (spec[HIDDEN_ACT] == RELU and spec[OUTPUT_ACT] == SOFTMAX and spec[LOSS] == CROSS_ENTROPY
+            and layers[0, U] < 0 and kin <= NARROW_K and kout <= NARROW_K
+            and n_samples >= MIN_LOOP_COLUMNS and max(kin, kout + 2) * n_samples <= STACK_ITEMS):
+        return kin, kout
+    return ()
+
+
+#: The constants the Cython build reads (setup.py writes them into cython/tuning.pxi).
+CONSTANTS = {name: globals()[name] for name in (
+    "TINY_GEMM", "SMALL_GEMM", "NARROW_GEMM", "NARROW_K", "MIN_LOOP_COLUMNS", "DOT_COLUMNS",
+    "STACK_ITEMS", "PACK_ROWS", "TILE_ROWS", "TILE_COLUMNS_MAX", "VECTOR_BYTES", "LOOP_PATH",
+    "NARROW_K_PATH", "NARROW_N_PATH", "BLAS_PATH")}
+#: The functions the Numba kernels call (compiled into them)...
+FUNCTIONS = (tile_columns, dot_padded, narrow_k_applies, gemm_path)
+#: ... and the C signatures under which setup.py gives their bodies, as they are, to the
+#: Cython build (cython/tuning.pxi; ``inline``: the product paths call them in every call).
+CYTHON_SIGNATURES = {
+    "tile_columns": "cdef inline int tile_columns(int itemsize) noexcept nogil",
+    "dot_padded": "cdef inline long long dot_padded(long long n) noexcept nogil",
+    "narrow_k_applies": "cdef inline bint narrow_k_applies(long long m, long long k, "
+                        "long long n) noexcept nogil",
+    "gemm_path": "cdef inline int gemm_path(long long m, long long k, long long n, "
+                 "bint trans_a, bint trans_b) noexcept nogil",
+}
