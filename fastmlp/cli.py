@@ -1,14 +1,27 @@
 """The ``fastmlp`` command: ``fastmlp report`` and the ``fastmlp bench`` regression gate.
 
-Exit status: 0 success, 1 a regression beyond ``--fail-above``, 2 a usage error
-or an unusable baseline (with the reason on stderr, never a traceback).
+Exit status: 0 success, 1 a case slower beyond ``--fail-above`` (its whole interval) or a
+memory regression, 2 a usage error, an unusable REF or baseline (one line on stderr,
+never a traceback).
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from fastmlp import backends
+from fastmlp.harness.errors import GateError
+
+#: Timing processes per side of a gate run, and the fewest that give a 95% interval.
+GATE_PROCESSES, MIN_PROCESSES = 10, 6
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line (exit status 2), as every other error of the command."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def percent(text):
@@ -16,6 +29,8 @@ def percent(text):
     try:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a percentage like 15% or 0.15, got {text!r}")
     if value < 0:
         raise argparse.ArgumentTypeError(f"the threshold must be >= 0, got {text!r}")
@@ -42,7 +57,7 @@ def backend_list(text):
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="fastmlp", description=__doc__.splitlines()[0])
+    p = Parser(prog="fastmlp", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("report", help="speed, cold start and convergence report")
     r.add_argument("--quick", action="store_true", help="tiny cases and few epochs (seconds)")
@@ -54,20 +69,34 @@ def parser():
     r.add_argument("--convergence-backend", default="auto",
                    help="backend of the convergence runs (default: the fastest available)")
     r.add_argument("--no-progress", action="store_true")
-    b = sub.add_parser("bench", help="regression gate: save or compare a baseline")
-    b.add_argument("--save", metavar="NAME", help="save this run as baseline NAME")
+    b = sub.add_parser("bench", help="regression gate: against a commit, A/A, or a baseline")
+    b.add_argument("--against", metavar="REF",
+                   help="time git commit REF (built beside the working tree) and the working "
+                        "tree in alternating processes, and compare")
+    b.add_argument("--aa", action="store_true",
+                   help="the working tree against itself: each case's noise floor")
+    b.add_argument("--save", metavar="NAME", help="save this run's processes as baseline NAME")
     b.add_argument("--compare", metavar="NAME", help="compare this run with baseline NAME")
+    b.add_argument("--json", metavar="PATH", help="also write the run in pytest-benchmark's "
+                                                   "JSON format")
     b.add_argument("--fail-above", type=percent, default=0.15, metavar="PCT",
-                   help="fail when a case is slower by more than this (default 15%%)")
-    b.add_argument("--metric", choices=("normalized", "seconds"), default="normalized",
-                   help="compare times normalised by the calibration kernel timed in the same "
-                        "run (default; carries across machines) or raw seconds")
+                   help="fail when a case is slower by more than this, its whole confidence "
+                        "interval above it (default 15%%)")
+    b.add_argument("--processes", type=positive_int, default=None, metavar="N",
+                   help=f"timing processes per side (default {GATE_PROCESSES}, at least "
+                        f"{MIN_PROCESSES}: fewer give no 95%% interval)")
+    b.add_argument("--metric", choices=("normalized", "seconds"), default=None,
+                   help="seconds, or times divided by the calibration case timed in the same "
+                        "process (default: seconds, normalized with --compare)")
     b.add_argument("--stat", choices=("min", "median"), default="min",
-                   help="statistic over timing rounds (default min: the steadiest on a "
-                        "shared machine)")
-    b.add_argument("--quick", action="store_true", help="the quick suite (seconds)")
+                   help="each process's figure for a case: its fastest round (default; noise "
+                        "only adds time) or its median round")
+    b.add_argument("--quick", action="store_true", help="the quick suite (about a minute)")
     b.add_argument("--backends", type=backend_list, default=None)
-    b.add_argument("--dir", default=None, help="baseline directory (default .benchmarks/fastmlp)")
+    b.add_argument("-k", dest="cases", action="append", default=[], metavar="TEXT",
+                   help="only cases whose id (key@backend) contains TEXT (repeatable)")
+    b.add_argument("--dir", default=None,
+                   help="baselines and REF worktrees (default .benchmarks/fastmlp)")
     b.add_argument("--show", choices=("moved", "all"), default="moved")
     b.add_argument("--no-progress", action="store_true")
     t = sub.add_parser("targets", help="measure and print only the four speed targets")
@@ -82,14 +111,15 @@ def parser():
 def targets(args):
     from tqdm import tqdm
 
-    from fastmlp.harness import gate, speed, tables, workloads
+    from fastmlp.harness import speed, tables, workloads
+    from fastmlp.harness.store import Rows
 
     cases = [c for c in workloads.suite() if c.key in tables.target_keys()]
     runs = []
     with tqdm(total=len(cases) * args.repeat, desc="fastmlp targets",
               disable=args.no_progress) as bar:
         for _ in range(args.repeat):  # whole repeats: a slow spell hits one of them
-            rows = gate.Rows()
+            rows = Rows()
             speed.run_speed(cases, rows, 0.5, bar, args.backends)
             runs.append(tables.targets(tables.frame(rows.best()), speed.backend_status()))
     if not len(runs[0]):
@@ -109,41 +139,30 @@ def report(args):
 
 
 def bench(args):
-    from tqdm import tqdm
+    from fastmlp.harness import gate_run
 
-    from fastmlp.harness import gate, workloads
-
-    if not (args.save or args.compare):
-        print("fastmlp bench: give --save NAME and/or --compare NAME", file=sys.stderr)
-        return 2
-    directory = args.dir or gate.DEFAULT_DIR
-    metric = gate.field(args.metric, args.stat)
-    baseline = gate.load(args.compare, directory) if args.compare else None  # fail early
-    cases = workloads.suite(args.quick)
-    with tqdm(total=len(cases), desc="fastmlp bench", unit="case",
-              disable=args.no_progress) as bar:
-        current = gate.measure(cases, quick=args.quick, only=args.backends, progress=bar)
-    if args.save:
-        print(f"baseline saved to {gate.save(current, args.save, directory)}")
-    if baseline is None:
-        return 0
-    ok, rows = gate.compare(baseline, current, args.fail_above, metric)
-    print("\n".join(gate.format_rows(rows, metric, args.fail_above, args.show)))
-    return 0 if ok else 1
+    modes = [m for m in ("against", "aa", "compare") if getattr(args, m)]
+    if len(modes) > 1:
+        raise GateError(f"give one of --against, --aa and --compare, not {' and '.join(modes)}")
+    if not modes and not (args.save or args.json):
+        raise GateError("give --against REF, --aa, --compare NAME, --save NAME or --json PATH")
+    if (args.processes or GATE_PROCESSES) < MIN_PROCESSES:
+        raise GateError(f"--processes must be at least {MIN_PROCESSES}, got {args.processes}: "
+                        "fewer processes give no 95% interval")
+    return gate_run.run(args, args.processes or GATE_PROCESSES)
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    from fastmlp.harness.gate import GateError
-
     try:
         return {"report": report, "bench": bench, "targets": targets}[args.command](args)
     except GateError as error:
         print(f"fastmlp {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"fastmlp {args.command}: interrupted; finished cases are kept, rerun the same "
-              "command to resume", file=sys.stderr)
+        what = ("nothing was written (a finished REF build is kept)" if args.command == "bench"
+                else "finished cases are kept, rerun the same command to resume")
+        print(f"fastmlp {args.command}: interrupted; {what}", file=sys.stderr)
         return 130
 
 

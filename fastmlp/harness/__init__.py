@@ -7,5 +7,8 @@ available backend; ``epochs`` times an epoch of ``fit`` and of the other tools
 runs the seed notes' experiments; ``tables``, ``plots`` and ``seed_plots`` turn
 results into Markdown and PNGs, which ``answer``, ``seed_section``, ``render`` and
 ``details`` arrange into pages and ``html`` into one file; ``report`` writes
-``reports/<name>/``; ``gate`` saves and compares regression baselines.
+``reports/<name>/``. The regression gate (``fastmlp bench``): ``gate_run`` runs it,
+``against`` builds REF's worktree and drives the timing processes (``worker``),
+``stats`` gives the ratios' intervals, ``gate`` the verdicts and baselines,
+``benchjson`` pytest-benchmark's JSON.
 """

@@ -83,3 +83,28 @@ class ResultStore:
     def save_section(self, name, data):
         self._saved.add(name)
         write_atomic(self.dir / f"{name}.json", json.dumps(dumps(data)))
+
+
+class Rows:
+    """An in-memory stand-in for ``ResultStore`` (``fastmlp targets`` keeps nothing)."""
+
+    def __init__(self):
+        self.rows = []
+
+    def done(self, key, backend):
+        return False
+
+    def add(self, row):
+        self.rows.append(row)
+
+    def best(self):
+        """One row per case and backend: the smallest min and median over the passes."""
+        best = {}
+        for r in self.rows:
+            key = (r["key"], r["backend"])
+            if key not in best or best[key]["status"] != "ok":
+                best[key] = dict(r)
+            elif r["status"] == "ok":
+                for f in ("min_s", "median_s"):
+                    best[key][f] = min(best[key][f], r[f])
+        return list(best.values())
