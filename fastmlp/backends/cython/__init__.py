@@ -22,7 +22,7 @@ from fastmlp.backends.contract import KERNEL_NAMES
 #: the hooks and network kernels those choose between.
 COMPILED = tuple(n for n in KERNEL_NAMES if n not in ("network_loss_and_grads",
                                                        "network_train_step")) + (
-    "matmul_blas", "matmul_blocked", "layered_loss_and_grads", "layered_train_step",
+    "matmul_blas", "matmul_path", "matmul_blocked", "layered_loss_and_grads", "layered_train_step",
     "narrow_pair_loss_and_grads", "narrow_pair_train_step")
 globals().update({name: getattr(_kernels, name) for name in COMPILED})
 step_kernel, network_loss_and_grads, network_train_step = choose_network(sys.modules[__name__])
