@@ -103,3 +103,13 @@ def test_numba_caches_only_when_its_cache_key_implies_the_tuning_kind():
         cache_kind, cache = in_fresh_process(code, kind)
         assert cache_kind == intrinsics.cache_kind()
         assert cache == (kind == cache_kind and not intrinsics.FASTMATH), kind
+
+
+def test_layer_paths_name_each_product_of_a_step():
+    """The spiral's first layer runs the narrow loops, whatever the kind; the layer paths
+    are gemm_path's (and narrow_k_applies's, for dW) at each product's shape."""
+    first, second = tuning.layer_paths((2, 100, 3), 300)
+    assert first == {"XW": "narrow_k", "dW": "weight_grads"}
+    assert second == {"XW": tuning.path_name(300, 100, 3), "dW": tuning.path_name(100, 300, 3, True),
+                      "dX": "narrow_k"}
+    assert tuning.describe()["kind"] == tuning.KIND == cpu.machine_kind()

@@ -95,6 +95,20 @@ def path_name(m, k, n, trans_a=False, trans_b=False):
     return GEMM_PATHS[gemm_path(m, k, n, trans_a, trans_b)]
 
 
+def layer_paths(sizes, batch):
+    """The paths of a layer-by-layer training step's products, per layer of ``sizes`` over
+    ``batch`` rows: ``"XW"`` (forward), ``"dW"`` (X.T @ dZ, or the one-pass
+    ``"weight_grads"`` for a narrow X) and, but for the first layer, ``"dX"`` (dZ @ W.T).
+    (A ``narrow_pair`` network runs its own kernels instead.)"""
+    paths = []
+    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        dW = ("weight_grads" if narrow_k_applies(batch, fan_in, fan_out)
+              else path_name(fan_in, batch, fan_out, True))
+        dX = {"dX": path_name(batch, fan_out, fan_in, False, True)} if layer else {}
+        paths.append(dict(XW=path_name(batch, fan_in, fan_out), dW=dW, **dX))
+    return paths
+
+
 def describe():
     """This process's machine kind and the thresholds it chose, for the report."""
     return dict(kind=KIND, **{name: CONSTANTS[name] for name in (
