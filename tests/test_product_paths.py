@@ -110,6 +110,6 @@ def test_layer_paths_name_each_product_of_a_step():
     are gemm_path's (and narrow_k_applies's, for dW) at each product's shape."""
     first, second = tuning.layer_paths((2, 100, 3), 300)
     assert first == {"XW": "narrow_k", "dW": "weight_grads"}
-    assert second == {"XW": tuning.path_name(300, 100, 3), "dW": tuning.path_name(100, 300, 3, True),
-                      "dX": "narrow_k"}
+    assert second == {"XW": tuning.path_name(300, 100, 3),
+                      "dW": tuning.path_name(100, 300, 3, True), "dX": "narrow_k"}
     assert tuning.describe()["kind"] == tuning.KIND == cpu.machine_kind()
