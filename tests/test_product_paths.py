@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import tolerance
+from conftest import require, tolerance
 
 from fastmlp.backends import cpu, tuning
 
@@ -113,3 +113,15 @@ def test_layer_paths_name_each_product_of_a_step():
     assert second == {"XW": tuning.path_name(300, 100, 3),
                       "dW": tuning.path_name(100, 300, 3, True), "dX": "narrow_k"}
     assert tuning.describe()["kind"] == tuning.KIND == cpu.machine_kind()
+
+
+def test_a_cython_build_for_another_kind_says_so_on_import():
+    require("cython")
+    other = next(kind for kind in cpu.KINDS if kind != tuning.KIND)
+    env = dict(os.environ, FASTMLP_MACHINE_KIND=other)
+    run = subprocess.run([sys.executable, "-c", "import fastmlp.backends.cython"], env=env,
+                         capture_output=True, text=True, check=True)
+    assert f"built for a {tuning.KIND} machine and runs on a {other} one" in run.stderr
+    mine = subprocess.run([sys.executable, "-c", "import fastmlp.backends.cython"],
+                          capture_output=True, text=True, check=True)
+    assert "built for a" not in mine.stderr
