@@ -19,10 +19,11 @@ from fastmlp.backends.layout import FAN_IN, FAN_OUT, U
 
 #: This machine's kind (``cpu.KINDS``).
 KIND = machine_kind()
-#: Per kind, the thresholds measured on it. AVX-512 (OpenBLAS's SkylakeX kernels, measured
-#: on an Ice Lake Xeon): BLAS's small-matrix kernels beat the i-k-j loop at every size.
-#: AVX2 (Haswell/Zen kernels, measured on AMD EPYC), and the fallback: the loop wins below
-#: 65536 multiply-adds.
+#: Per kind, the thresholds measured on it (bench/product_paths.py). AVX-512 (OpenBLAS's
+#: SkylakeX kernels, on an Ice Lake Xeon): their small-matrix kernels beat the i-k-j loop at
+#: every size. AVX2 (Haswell/Zen kernels, on AMD EPYC), and the fallback: the loop wins
+#: below 65536 multiply-adds. The other values were measured on AMD (on Ice Lake, narrow_k
+#: still wins and narrow_n about ties: docs/performance.md).
 BY_KIND = {"avx512": {"SMALL_GEMM": 0}, "avx2": {"SMALL_GEMM": 65536},
            "generic": {"SMALL_GEMM": 65536}}
 
