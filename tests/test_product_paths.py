@@ -70,9 +70,12 @@ def test_machine_kind_takes_the_environment_and_rejects_unknown_kinds(monkeypatc
     assert cpu.machine_kind() == cpu.kind_of(cpu.cpu_features())
 
 
-def in_fresh_process(code, kind):
-    """``code``'s JSON output, run in a fresh interpreter under FASTMLP_MACHINE_KIND=kind."""
-    env = dict(os.environ, FASTMLP_MACHINE_KIND=kind)
+def in_fresh_process(code, kind, **env):
+    """``code``'s JSON output, run in a fresh interpreter under FASTMLP_MACHINE_KIND=kind
+    (none if None) and ``env``."""
+    env = dict({k: v for k, v in os.environ.items() if k != "FASTMLP_MACHINE_KIND"}, **env)
+    if kind is not None:
+        env["FASTMLP_MACHINE_KIND"] = kind
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True)
     return json.loads(run.stdout)
@@ -92,9 +95,9 @@ def test_each_kind_takes_its_thresholds_and_the_documented_paths(kind):
     assert (tiny, spiral_x_w1, spiral_h_w2) == ("loop", "narrow_k", "narrow_n")
 
 
-def test_numba_caches_only_when_its_cache_key_implies_the_tuning_kind():
+def test_numba_caches_only_when_its_cache_key_decides_the_tuning_kind():
     """Numba keys a cache entry on the CPU's features, not on tuning.py's constants: under
-    a kind other than the features', the kernels compile without the cache."""
+    a kind set to other than the features', the kernels compile without the cache."""
     from fastmlp.backends.numba import intrinsics
 
     code = ("import json; from fastmlp.backends.numba import intrinsics as i; "
@@ -103,6 +106,13 @@ def test_numba_caches_only_when_its_cache_key_implies_the_tuning_kind():
         cache_kind, cache = in_fresh_process(code, kind)
         assert cache_kind == intrinsics.cache_kind()
         assert cache == (kind == cache_kind and not intrinsics.FASTMATH), kind
+    # NUMBA_CPU_FEATURES stands in for the host's (a cache shared across machines):
+    # an empty list of features is the generic kind's.
+    cache_kind, cache = in_fresh_process(code, None, NUMBA_CPU_FEATURES="")
+    host_kind = cpu.kind_of(cpu.cpu_features())
+    assert cache_kind == "generic" and cache == (host_kind == "generic" and not intrinsics.FASTMATH)
+    if "FASTMLP_MACHINE_KIND" not in os.environ and "NUMBA_CPU_FEATURES" not in os.environ:
+        assert intrinsics.CACHE == (not intrinsics.FASTMATH)  # the host decides both
 
 
 def test_layer_paths_name_each_product_of_a_step():

@@ -34,10 +34,17 @@ def cache_kind():
     return kind_of({f[1:] for f in features.split(",") if f.startswith("+")})
 
 
+def cache_follows_kind():
+    """Whether Numba's cache key decides tuning.KIND: the host CPU decides both, unless
+    FASTMLP_MACHINE_KIND or NUMBA_CPU_FEATURES stands in for it; then they must agree."""
+    stand_in = "FASTMLP_MACHINE_KIND" in os.environ or config.CPU_FEATURES is not None
+    return not stand_in or tuning.KIND == cache_kind()
+
+
 # Numba's disk cache is keyed on the bytecode, not on the compile flags: a fastmath build
 # would be loaded by a later default run (and back), so only the default build is cached;
-# nor on tuning.py's constants: so only while the tuning kind is the one the key implies.
-CACHE = not FASTMATH and tuning.KIND == cache_kind()
+# nor on tuning.py's constants, which follow the machine kind.
+CACHE = not FASTMATH and cache_follows_kind()
 # error_model="numpy": division follows IEEE (inf/nan) like the NumPy reference; the
 # default "python" model checks every divisor for zero, a branch that stops vectorisation.
 jit = njit(cache=CACHE, fastmath=FASTMATH, error_model="numpy")
