@@ -7,9 +7,12 @@ into ``cython/tuning.h`` and ``cython/tuning.pxi`` first.
 The Cython backend is built with OpenMP when the compiler accepts ``-fopenmp``
 (checked by compiling a tiny program) and serially, with a warning, otherwise.
 It is tuned for the building machine with ``-march=native`` unless
-``FASTMLP_NO_NATIVE=1`` is set (do that when building wheels for other machines).
+``FASTMLP_NO_NATIVE=1`` is set (do that when building wheels for other machines), and its
+thresholds are the building machine's kind's (``fastmlp/backends/cpu.py``), unless
+``FASTMLP_MACHINE_KIND`` names another.
 """
 import ast
+import importlib.util
 import os
 import subprocess
 import sys
@@ -21,6 +24,7 @@ from setuptools.command.build_ext import build_ext
 HERE = os.path.dirname(os.path.abspath(__file__))
 CYTHON_DIR = os.path.join("fastmlp", "backends", "cython")
 TUNING = os.path.join(HERE, "fastmlp", "backends", "tuning.py")
+CPU = os.path.join(HERE, "fastmlp", "backends", "cpu.py")
 OPENMP_PROBE = "#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n"
 
 
@@ -34,11 +38,20 @@ def compiler_accepts(compiler, flags):
         return subprocess.run(command, capture_output=True).returncode == 0
 
 
+def machine_kind():
+    """``fastmlp.backends.cpu.machine_kind()``, from that file alone (standard library only)."""
+    spec = importlib.util.spec_from_file_location("fastmlp_cpu", CPU)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.machine_kind()
+
+
 def tuning_table(path=TUNING):
     """``tuning``'s top-level constants (``CONSTANTS``, ``CYTHON_SIGNATURES``...) and its
     functions' nodes, read without importing fastmlp (the build environment has only the
-    build requirements): the constant assignments are evaluated."""
-    namespace, tree = {}, ast.parse(open(path).read())
+    build requirements): the constant assignments are evaluated, for the building machine's
+    kind."""
+    namespace, tree = {"machine_kind": machine_kind}, ast.parse(open(path).read())
     for node in tree.body:
         targets = [t for t in getattr(node, "targets", []) if isinstance(t, (ast.Name, ast.Tuple))]
         if targets and all(n.id.isupper() for t in targets for n in ast.walk(t)
@@ -68,7 +81,8 @@ def write_tuning_files(folder=os.path.join(HERE, CYTHON_DIR)):
     write_if_changed(os.path.join(folder, "tuning.h"), "\n".join(header))
     pxi = [f"# {note}: edit that file.", "cimport cython", "", 'cdef extern from "tuning.h":',
            "    enum:", *(f"        {name}" for name in constants), "",
-           "TUNING = dict(" + ", ".join(f"{name}={name}" for name in constants) + ")"]
+           "TUNING = dict(" + ", ".join(f"{name}={name}" for name in constants) + ")",
+           f"MACHINE_KIND = {table['KIND']!r}"]
     for name, signature in table["CYTHON_SIGNATURES"].items():
         node = functions[name]
         body = lines[node.body[0].lineno - 1:node.end_lineno]

@@ -28,8 +28,8 @@ CYTHON_BUILD_FILES = re.compile(r"^(_kernels\..*|tuning\.(h|pxi)|__init__\.py|__
 #: Per module: the functions both backends define under this name, for the same work.
 TWINS = {
     "intrinsics": ["tile"],
-    "gemm": ["gemm", "narrow_k", "narrow_n", "narrow_n_transposed_a", "weight_grads", "matmul",
-             "matmul_blas"],
+    "gemm": ["gemm", "gemm_on_path", "narrow_k", "narrow_n", "narrow_n_transposed_a",
+             "weight_grads", "matmul", "matmul_path", "matmul_blas"],
     "blocked": ["pack_panel", "row_block_product", "matmul_blocked"],
     "elementwise": ["sigmoid", "softmax_rows", "bias_activation", "activation_forward",
                     "activation_backward", "penalty", "dropout_apply"],
@@ -93,7 +93,7 @@ def test_the_cython_build_has_the_tuning_table_and_the_contract_codes():
     require("cython")
     from fastmlp.backends.cython import _kernels
 
-    assert _kernels.TUNING == tuning.CONSTANTS
+    assert _kernels.TUNING == tuning.CONSTANTS and _kernels.MACHINE_KIND == tuning.KIND
     codes = {name: getattr(contract, name) for name in _kernels.CODES}
     assert _kernels.CODES == codes
     assert [_kernels.CODES[c] for c in layout.LAYER_COLUMNS] == list(range(9))
@@ -131,7 +131,8 @@ def test_tuning_thresholds_pick_the_documented_paths():
     assert tuning.gemm_path(300, 2, 100, False, False) == tuning.NARROW_K_PATH  # X @ W1
     assert tuning.gemm_path(300, 100, 3, False, False) == tuning.NARROW_N_PATH  # H @ W2
     assert tuning.gemm_path(100, 300, 3, True, False) == tuning.NARROW_N_PATH  # H.T @ dZ
-    assert tuning.gemm_path(40, 40, 40, False, False) == tuning.LOOP_PATH  # small, i-k-j
+    small = tuning.LOOP_PATH if tuning.SMALL_GEMM > 64000 else tuning.BLAS_PATH  # the kind's
+    assert tuning.gemm_path(40, 40, 40, False, False) == small  # small, i-k-j
     assert tuning.gemm_path(40, 40, 40, False, True) == tuning.BLAS_PATH  # small, B.T
     assert tuning.gemm_path(256, 784, 512, False, False) == tuning.BLAS_PATH
 

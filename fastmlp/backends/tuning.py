@@ -8,16 +8,30 @@ the Cython build (tests/test_twins.py checks that the build agrees). ``narrow_pa
 runs in Python, for both backends. Numba's disk cache is keyed on each kernel's own file,
 not on this one: after changing a value here, delete ``fastmlp/backends/numba/__pycache__``
 (the Cython build sees the change itself).
-The measurements behind each value are in docs/performance.md.
+The values that depend on the machine's kind (``cpu.machine_kind``: the BLAS kernels its
+CPU runs) come from ``BY_KIND``: the Cython build takes the building machine's, Numba the
+importing machine's (its cache entries are keyed on the CPU's features, which decide the
+kind: intrinsics.py). The measurements behind each value are in docs/performance.md.
 """
 from fastmlp.backends.contract import CROSS_ENTROPY, HIDDEN_ACT, LOSS, OUTPUT_ACT, RELU, SOFTMAX
+from fastmlp.backends.cpu import machine_kind
 from fastmlp.backends.layout import FAN_IN, FAN_OUT, U
+
+#: This machine's kind (``cpu.KINDS``).
+KIND = machine_kind()
+#: Per kind, the thresholds measured on it (bench/product_paths.py). AVX-512 (OpenBLAS's
+#: SkylakeX kernels, on an Ice Lake Xeon): their small-matrix kernels beat the i-k-j loop at
+#: every size. AVX2 (Haswell/Zen kernels, on AMD EPYC), and the fallback: the loop wins
+#: below 65536 multiply-adds. The other values were measured on AMD (on Ice Lake, narrow_k
+#: still wins and narrow_n about ties: docs/performance.md).
+BY_KIND = {"avx512": {"SMALL_GEMM": 0}, "avx2": {"SMALL_GEMM": 65536},
+           "generic": {"SMALL_GEMM": 65536}}
 
 #: Below this many multiply-adds (m * k * n) a plain loop, whatever the layouts, beats
 #: the ~0.2 us a BLAS call costs; from here up the other paths beat it (bench/tiny_gemm.py).
 TINY_GEMM = 1024
-#: Below this size the i-k-j loop (it vectorises along B's rows) beats BLAS.
-SMALL_GEMM = 65536
+#: Below this size the i-k-j loop (it vectorises along B's rows) beats BLAS (``BY_KIND``).
+SMALL_GEMM = BY_KIND[KIND]["SMALL_GEMM"]
 #: Below this size the narrow loops beat BLAS (they win at ~256k, tie at ~1M).
 NARROW_GEMM = 1 << 19
 #: Inner dimensions up to this take the narrow-k loop: one pass over each row of out.
@@ -75,6 +89,31 @@ def gemm_path(m, k, n, trans_a, trans_b):
     if size < SMALL_GEMM and n >= MIN_LOOP_COLUMNS and not trans_b:
         return LOOP_PATH
     return BLAS_PATH
+
+
+def path_name(m, k, n, trans_a=False, trans_b=False):
+    """The name (``GEMM_PATHS``) of the path ``gemm_path`` picks for the shape."""
+    return GEMM_PATHS[gemm_path(m, k, n, trans_a, trans_b)]
+
+
+def layer_paths(sizes, batch):
+    """The paths of a layer-by-layer training step's products, per layer of ``sizes`` over
+    ``batch`` rows: ``"XW"`` (forward), ``"dW"`` (X.T @ dZ, or the one-pass
+    ``"weight_grads"`` for a narrow X) and, but for the first layer, ``"dX"`` (dZ @ W.T).
+    (A ``narrow_pair`` network runs its own kernels instead.)"""
+    paths = []
+    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        dW = ("weight_grads" if narrow_k_applies(batch, fan_in, fan_out)
+              else path_name(fan_in, batch, fan_out, True))
+        dX = {"dX": path_name(batch, fan_out, fan_in, False, True)} if layer else {}
+        paths.append(dict(XW=path_name(batch, fan_in, fan_out), dW=dW, **dX))
+    return paths
+
+
+def describe():
+    """This process's machine kind and the thresholds it chose, for the report."""
+    return dict(kind=KIND, **{name: CONSTANTS[name] for name in (
+        "TINY_GEMM", "SMALL_GEMM", "NARROW_GEMM", "NARROW_K", "MIN_LOOP_COLUMNS")})
 
 
 def narrow_pair(n_samples, layers, spec):

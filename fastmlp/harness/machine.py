@@ -6,6 +6,9 @@ import platform
 import sys
 from importlib import import_module, metadata
 
+from fastmlp.backends import tuning
+from fastmlp.harness.workloads import NETWORKS
+
 
 def cpu_model():
     try:
@@ -42,6 +45,13 @@ def versions():
     return out
 
 
+def product_paths():
+    """The machine kind, the product thresholds and the paths of each step workload's
+    products (the Numba backend's; the Cython build's kind is the building machine's)."""
+    return dict(tuning.describe(), steps={name: tuning.layer_paths(sizes, batch)
+                                          for name, (sizes, batch, *_) in NETWORKS.items()})
+
+
 def load():
     """The 1-minute load average (other work on the machine skews every timing)."""
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -50,7 +60,7 @@ def load():
 def info():
     return dict(cpu=cpu_model(), cores=os.cpu_count(), platform=platform.platform(),
                 load_at_start=load(),
-                blas=blas(), versions=versions(),
+                blas=blas(), versions=versions(), product_paths=product_paths(),
                 env={k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                  "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")
                      if k in os.environ})

@@ -173,11 +173,18 @@ cdef void weight_grads(int m, int n, int k, const floating* AT, int lda, const f
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, const floating* A, int lda,
                const floating* B, int ldb, floating* C) noexcept nogil:
     """C (m, n) = op(A) @ op(B), row-major, lda/ldb the stored row lengths."""
+    gemm_on_path(gemm_path(m, k, n, trans_a, trans_b), trans_a, trans_b, m, n, k, A, lda, B,
+                 ldb, C)
+
+
+cdef void gemm_on_path(int path, bint trans_a, bint trans_b, int m, int n, int k,
+                       const floating* A, int lda, const floating* B, int ldb,
+                       floating* C) noexcept nogil:
+    """gemm by ``path`` (GEMM_PATHS), which must apply to the shape (its stack scratch)."""
     cdef int i, j, p
     cdef floating a
     cdef floating* c_row
     cdef const floating* b_row
-    cdef int path = gemm_path(m, k, n, trans_a, trans_b)
     if path == NARROW_K_PATH and trans_b:
         narrow_k_transposed_b(trans_a, m, n, k, A, lda, B, ldb, C, <floating*>NULL, AS_IS)
         return
@@ -222,6 +229,19 @@ def matmul(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] 
     with nogil:
         gemm(False, False, A.shape[0], B.shape[1], A.shape[1], &A[0, 0], A.shape[1],
              &B[0, 0], B.shape[1], &out[0, 0])
+
+
+def matmul_path(const floating[:, :] A, const floating[:, :] B, floating[:, ::1] out,
+                int path):
+    """out = A @ B by ``path``, whatever the shape's path; A and B each C-contiguous or the
+    transpose of a C-contiguous array (checked by the caller: tests and bench)."""
+    cdef bint trans_a = A.strides[1] != sizeof(floating)
+    cdef bint trans_b = B.strides[1] != sizeof(floating)
+    cdef int lda = (A.strides[1] if trans_a else A.strides[0]) // sizeof(floating)
+    cdef int ldb = (B.strides[1] if trans_b else B.strides[0]) // sizeof(floating)
+    with nogil:
+        gemm_on_path(path, trans_a, trans_b, A.shape[0], B.shape[1], A.shape[1], &A[0, 0], lda,
+                     &B[0, 0], ldb, &out[0, 0])
 
 
 def matmul_blas(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] out):

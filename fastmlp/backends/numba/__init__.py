@@ -18,7 +18,7 @@ from fastmlp.backends.compose import choose_network
 from fastmlp.backends.numba.blocked import matmul_blocked
 from fastmlp.backends.numba.elementwise import (activation_backward, activation_forward,
                                                 dropout_apply, penalty)
-from fastmlp.backends.numba.gemm import matmul, matmul_blas
+from fastmlp.backends.numba.gemm import matmul, matmul_blas, matmul_path
 from fastmlp.backends.numba.linear import linear_backward, linear_forward
 from fastmlp.backends.numba.losses import (l1_loss, mse_loss, output_loss, sigmoid_cross_entropy,
                                            softmax_cross_entropy)

@@ -213,7 +213,13 @@ def narrow_n_transposed_a(AT, B, out):
 def gemm(A, B, out):
     """out = A @ B by the path ``gemm_path`` picks for the shape and the layouts."""
     m, k, n = A.shape[0], A.shape[1], B.shape[1]
-    path = gemm_path(m, k, n, not A.flags.c_contiguous, not B.flags.c_contiguous)
+    gemm_on_path(gemm_path(m, k, n, not A.flags.c_contiguous, not B.flags.c_contiguous), A, B,
+                 out)
+
+
+@jit
+def gemm_on_path(path, A, B, out):
+    """gemm by ``path`` (GEMM_PATHS), which must apply to the shape (its stack scratch)."""
     if path == NARROW_K_PATH:
         narrow_k(A, B, out, None, False, None)
     elif path == NARROW_N_PATH:
@@ -230,3 +236,9 @@ def gemm(A, B, out):
 @jit
 def matmul(A, B, out):
     gemm(A, B, out)
+
+
+@jit
+def matmul_path(A, B, out, path):
+    """out = A @ B by ``path``, whatever the shape's path (for tests and bench)."""
+    gemm_on_path(path, A, B, out)

@@ -15,16 +15,36 @@ import numpy as np
 from llvmlite import ir
 from numba import config, njit, types
 from numba.core import cgutils
+from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic, register_jitable
 from numba.np.arrayobj import make_array, populate_array
 
 from fastmlp.backends import tuning
+from fastmlp.backends.cpu import kind_of
 from fastmlp.backends.tuning import STACK_ITEMS, TILE_ROWS, VECTOR_BYTES, tile_columns
 
 FASTMATH = os.environ.get("FASTMLP_FASTMATH") == "1"
+
+
+def cache_kind():
+    """The machine kind of the CPU features Numba keys its cache entries on (with its
+    host CPU's name): an entry compiled on another kind of machine never matches."""
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else \
+        get_host_cpu_features()
+    return kind_of({f[1:] for f in features.split(",") if f.startswith("+")})
+
+
+def cache_follows_kind():
+    """Whether Numba's cache key decides tuning.KIND: the host CPU decides both, unless
+    FASTMLP_MACHINE_KIND or NUMBA_CPU_FEATURES stands in for it; then they must agree."""
+    stand_in = "FASTMLP_MACHINE_KIND" in os.environ or config.CPU_FEATURES is not None
+    return not stand_in or tuning.KIND == cache_kind()
+
+
 # Numba's disk cache is keyed on the bytecode, not on the compile flags: a fastmath build
-# would be loaded by a later default run (and back), so only the default build is cached.
-CACHE = not FASTMATH
+# would be loaded by a later default run (and back), so only the default build is cached;
+# nor on tuning.py's constants, which follow the machine kind.
+CACHE = not FASTMATH and cache_follows_kind()
 # error_model="numpy": division follows IEEE (inf/nan) like the NumPy reference; the
 # default "python" model checks every divisor for zero, a branch that stops vectorisation.
 jit = njit(cache=CACHE, fastmath=FASTMATH, error_model="numpy")
