@@ -51,7 +51,7 @@ class Case:
     make: callable = field(compare=False, repr=False)  # (Backend.raw, dtype) -> callable
     x: float = 0.0
     only: tuple = ()  # backends this case is for (empty: every backend that has it)
-    needs: str = ""  # module attribute the backend must export
+    needs: str = ""  # a hook of contract.HOOKS the backend must provide itself
 
     @property
     def key(self):
@@ -61,7 +61,7 @@ class Case:
         if self.only and backend not in self.only:
             return False
         if self.needs:
-            return hasattr(backends.get(backend).raw, self.needs)
+            return self.needs in backends.get(backend).own_hooks
         return True
 
     def build(self, backend):
