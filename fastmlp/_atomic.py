@@ -2,6 +2,7 @@
 (atomic on POSIX and Windows), so an interrupted write leaves the old file or the new
 one, never half of one."""
 import os
+import stat
 import tempfile
 
 
@@ -14,7 +15,19 @@ def write(path, writer, mode="wb"):
     try:
         with os.fdopen(handle, mode) as file:
             writer(file)
+        os.chmod(temporary, _mode_for(path))
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def _mode_for(path):
+    """The permissions ``open(path, "w")`` would give: the old file's, or 0o666 less the
+    umask (mkstemp makes its file 0o600, readable by its owner only)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
