@@ -60,6 +60,13 @@ def _speed_md(df, names, status, figures):
            tables.markdown(tables.wide(df, names, status, "x_numpy", ["step"], tables.ratio)),
            "\nSpeedup over `python` (where it ran):\n",
            tables.markdown(tables.wide(df, names, status, "x_python", ["step"], tables.ratio)),
+           "\n## Training through `fit` (float32, Adam)\n",
+           "`MLP.fit` over a fixed data set (whole batches only) for the given epochs, the "
+           "model warm (a first fit compiled it and built its workspaces), per batch: a "
+           "call's time divided by its batches; beside it the same network's step, timed "
+           f"round by round with it. Target: fit / step <= {tables.FIT_OVER_STEP:g} "
+           "(compiled backends).\n",
+           tables.markdown(tables.fit_vs_step(df, names)),
            "\n## Sweeps (float32, Adam)\n",
            tables.markdown(tables.wide(df, names, status, groups=["sweep-width", "sweep-batch"],
                                        fmt=tables.seconds)),
