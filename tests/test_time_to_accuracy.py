@@ -71,10 +71,12 @@ def test_without_torch_its_row_says_why(spiral, monkeypatch, tmp_path):
     assert (tmp_path / "time_to_accuracy.png").stat().st_size > 0
 
 
-def test_torch_row_reaches_a_tiny_target(spiral):
-    pytest.importorskip("torch")
-    [row] = tta.run_task("spiral", task=TINY, loaded=spiral, tools=tools("PyTorch CPU"),
-                         max_seconds=30)
+@pytest.mark.parametrize("tool", ["PyTorch CPU", "PyTorch CPU, 1 thread"])
+def test_torch_row_reaches_a_tiny_target(spiral, tool):
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    [row] = tta.run_task("spiral", task=TINY, loaded=spiral, tools=tools(tool), max_seconds=30)
+    assert torch.get_num_threads() == threads  # the row restores the thread count
     assert row["status"] == "ok" and row["accuracy"] >= TINY["target"]
 
 
@@ -95,5 +97,6 @@ def test_ratios_compare_the_fastest_backend_with_each_tool():
                                    row("scikit-learn MLPClassifier", 2.0, reached=False)]})
     assert lines == [
         "digits: PyTorch CPU / fastest fastmlp (numba) = 6x (goal >= 5x): PASS",
+        "digits: PyTorch CPU, 1 thread / fastest fastmlp (numba): not measured (not run)",
         "digits: scikit-learn MLPClassifier / fastest fastmlp (numba) > 20x "
         "(scikit-learn MLPClassifier did not reach; goal >= 10x): PASS"]
