@@ -198,10 +198,11 @@ def step_case(group, name, sizes, batch, dtype, optimizer="adam", output="softma
                 step_flops(sizes, batch, optimizer), make, x=x)
 
 
-#: ``fit`` workloads: (network of ``NETWORKS``, batch, epochs a timed call runs), all Adam;
-#: each call runs about 50 batches or, for MNIST, takes about as long as 10 of the others.
-FITS = (("xor", 4, 50), ("spiral", 30, 5), ("spiral", 300, 50), ("digits", 32, 2),
-        ("mnist", 256, 1))
+#: ``fit`` workloads: (network of ``NETWORKS``, batch, epochs a timed call runs), all Adam.
+#: A call runs about 500 batches (MNIST: 16), so that what a fit call sets up once (a step
+#: bound to each batch of a chunk) weighs per batch as in a fit of many epochs.
+FITS = (("xor", 4, 500), ("spiral", 30, 50), ("spiral", 300, 500), ("digits", 32, 12),
+        ("mnist", 256, 2))
 #: Rows of each fit's data set: whole batches only, so a call's time / its steps is a step's.
 FIT_ROWS = {"xor": 4, "spiral": 300, "digits": 1344, "mnist": 2048}
 
