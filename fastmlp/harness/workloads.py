@@ -199,10 +199,11 @@ def step_case(group, name, sizes, batch, dtype, optimizer="adam", output="softma
 
 
 #: ``fit`` workloads: (network of ``NETWORKS``, batch, epochs a timed call runs), all Adam.
-#: A call runs about 500 batches (MNIST: 16), so that what a fit call sets up once (a step
-#: bound to each batch of a chunk) weighs per batch as in a fit of many epochs.
-FITS = (("xor", 4, 500), ("spiral", 30, 50), ("spiral", 300, 500), ("digits", 32, 12),
-        ("mnist", 256, 2))
+#: About 100 batches a call (MNIST: 8): what a fit call sets up once (a step bound to each
+#: batch of a chunk) then weighs little, and a call stays near a step case's 2 ms round (on
+#: a loaded machine a call of 50 ms is preempted in every round, a 2 ms round mostly not).
+FITS = (("xor", 4, 100), ("spiral", 30, 10), ("spiral", 300, 100), ("digits", 32, 3),
+        ("mnist", 256, 1))
 #: Rows of each fit's data set: whole batches only, so a call's time / its steps is a step's.
 FIT_ROWS = {"xor": 4, "spiral": 300, "digits": 1344, "mnist": 2048}
 
