@@ -100,3 +100,17 @@ def test_ratios_compare_the_fastest_backend_with_each_tool():
         "digits: PyTorch CPU, 1 thread / fastest fastmlp (numba): not measured (not run)",
         "digits: scikit-learn MLPClassifier / fastest fastmlp (numba) > 20x "
         "(scikit-learn MLPClassifier did not reach; goal >= 10x): PASS"]
+
+
+def test_the_warm_up_is_one_epoch_on_two_batches(spiral):
+    seen = []
+
+    def loop(task, train, race):  # a tool's loop, as torch_row and sklearn_row run theirs
+        while True:
+            seen.append(len(train[1]))
+            if race.after_epoch(lambda X: np.full(len(X), -1)):
+                return
+
+    [row] = tta.run_task("spiral", task=dict(TINY, max_epochs=4), loaded=spiral,
+                         tools=[("a loop", loop)])
+    assert seen == [2 * TINY["batch"]] + [len(spiral[0][1])] * 4 and row["epochs"] == 4

@@ -138,9 +138,8 @@ def rows(status=None):
 
 def race(run, task, train, scored, max_seconds):
     """One row: a warm-up epoch on two batches' rows, then the race; its result as a dict."""
-    rows = 2 * task["batch"]
-    run(dict(task, max_epochs=1), (train[0][:rows], train[1][:rows]),
-        Race(task, scored, float("inf")))
+    rows, warm = 2 * task["batch"], dict(task, max_epochs=1)
+    run(warm, (train[0][:rows], train[1][:rows]), Race(warm, scored, float("inf")))
     time.sleep(timing.SETTLE_S)  # the warm-up's BLAS threads stop spinning
     clock = Race(task, scored, max_seconds)
     run(task, train, clock)
