@@ -18,8 +18,10 @@ def markdown(df, names, status, figures, cold, others):
         peak_md(df, tables.gemm_peak(df)), _speed_md(df, names, status, figures),
         _cold_md(cold), _compare_md(df, others),
         "\n## Files\n\n`results.csv` / `results.json`: one row per case and backend (seconds "
-        "per call: median, quartiles, min; GFLOP/s; first call), `coldstart.json`, "
-        "`compare.json`, `epochs.json`, `convergence.json` (with every loss curve), "
+        "per call, per batch for `fit/...` cases, whose `steps` counts a call's batches: "
+        "median, quartiles, min; GFLOP/s; first call), `coldstart.json`, "
+        "`compare.json`, `epochs.json`, `time_to_accuracy.json` (every row's accuracy after each "
+        "epoch), `convergence.json` (with every loss curve), "
         "`seed.json` (every curve of *The seed, reproduced*), `machine.json`, `runs.json` "
         "(seconds of each run that filled this directory).\n"])
 
