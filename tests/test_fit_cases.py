@@ -47,3 +47,17 @@ def test_the_targets_include_fit_and_compute_fit_over_step():
     assert table.to_dict("records") == [{
         "workload": "digits/64-100-10 b32 adam/f32", "epochs a call": 3, "backend": "numba",
         "step": "100 µs", "fit per batch": "120 µs", "fit / step": "1.2x", "fit x numpy": "-"}]
+
+
+def test_targets_not_measured_share_one_line():
+    rows = [dict(key=workloads.fit_keys("xor", 4)[0], group="fit", name="xor", size="",
+                 dtype="float32", x=0, flops=1.0, backend=b, status="ok", median_s=t)
+            for b, t in (("numpy", 1.0), ("numba", 0.01), ("cython", 0.1))]
+    status = {"numpy": (True, ""), "numba": (True, ""), "cython": (True, "")}
+    lines = tables.target_lines(tables.targets(tables.frame(rows), status)).splitlines()
+    assert lines[:2] == [
+        "numba: XOR 2-2-1 b4 f32 Adam fit, speedup over numpy = 100x (target >= 30): PASS",
+        "cython: XOR 2-2-1 b4 f32 Adam fit, speedup over numpy = 10x (target >= 30): FAIL"]
+    assert len(lines) == 3 and lines[2].count("spiral 2-100-3 b300 f32 Adam fit") == 1
+    assert tables.target_lines(tables.targets(tables.frame(rows), {})) == \
+        "no compiled backend available"

@@ -44,8 +44,7 @@ def render(out, store, status, sections, quick, run_seconds, conv_backend):
     add(answer.markdown(summary, out))
     add("## Speed targets (ratios of medians measured side by side in this run)\n")
     tgt = tables.targets(df, status)
-    add("```\n" + ("\n".join(tgt.line) if len(tgt) else "no compiled backend available") +
-        "\n```\n")
+    add("```\n" + tables.target_lines(tgt) + "\n```\n")
     add(details.peak_md(df, tables.gemm_peak(df)))
     add(f"![speedup]({figures['speedup']})\n\n![time vs size]({figures['time']})\n")
     add(_growth_md(df))

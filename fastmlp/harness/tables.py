@@ -138,6 +138,18 @@ def targets(df, status):
     return pd.DataFrame(rows)
 
 
+def target_lines(frame):
+    """``targets``' lines, those not measured in this run gathered into one line."""
+    if not len(frame):
+        return "no compiled backend available"
+    missing = frame[frame.verdict == "not measured"]
+    lines = list(frame[frame.verdict != "not measured"].line)
+    if len(missing):
+        lines.append("not measured in this run (its cases did not run): "
+                     + "; ".join(dict.fromkeys(missing.target)))
+    return "\n".join(lines)
+
+
 def repeated_targets(runs):
     """``targets`` measured several times: the median ratio, its range and the verdict of
     the median, one row per backend and target."""
