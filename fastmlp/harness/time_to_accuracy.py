@@ -3,12 +3,12 @@ PyTorch CPU and scikit-learn's ``MLPClassifier``, with the same network, Adam, l
 rate and batch size in every row of a task.
 
 Each row trains a fresh model (seed 0) epoch by epoch, after an untimed warm-up epoch of
-a throwaway model on two batches (JIT compiles and first-call set-ups are not the race). After
-every epoch the same NumPy comparison of the row's predicted labels scores it, outside
-the timed region; a row stops when it meets the target, after ``max_epochs``, or once
-it has trained ``max_seconds``. The MNIST-shape task has no target: it trains a fixed
-number of epochs on ``datasets.mnist_like`` (noise, nothing to learn) and its figure is
-seconds per epoch.
+a throwaway model on two batches (JIT compiles and first-call set-ups are not the race).
+After every epoch the same NumPy comparison of the row's predicted labels scores it,
+outside the timed region; a row stops when it meets the target, after ``max_epochs``, or
+once it has trained ``max_seconds``. The MNIST-shape task has no target: it trains a
+fixed number of epochs on ``datasets.mnist_like`` (noise, nothing to learn) and its
+figure is seconds per epoch.
 """
 from __future__ import annotations
 
