@@ -99,7 +99,7 @@ def parser():
                    help="baselines and REF worktrees (default .benchmarks/fastmlp)")
     b.add_argument("--show", choices=("moved", "all"), default="moved")
     b.add_argument("--no-progress", action="store_true")
-    t = sub.add_parser("targets", help="measure and print only the four speed targets")
+    t = sub.add_parser("targets", help="measure and print only the speed targets (step and fit)")
     t.add_argument("--backends", type=backend_list, default=None)
     t.add_argument("--repeat", type=positive_int, default=3,
                    help="independent measurements of each ratio (default 3): the median "

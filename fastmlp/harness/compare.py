@@ -22,13 +22,18 @@ def _data(name, dtype):
 def sklearn_fit(name, X, y):
     """One ``MLPClassifier.partial_fit`` pass over ``X`` in mini-batches of the workload's
     batch (one Adam step when ``X`` is one batch); a callable repeating it."""
-    from sklearn.neural_network import MLPClassifier
-
     sizes, batch = workloads.NETWORKS[name][:2]
-    model = MLPClassifier(hidden_layer_sizes=sizes[1:-1], solver="adam", batch_size=batch,
-                          learning_rate_init=1e-3, random_state=0)
+    model = sklearn_model(sizes, batch)
     model.partial_fit(X, y, classes=np.arange(max(2, sizes[-1])))
     return lambda: model.partial_fit(X, y)
+
+
+def sklearn_model(sizes, batch, lr=1e-3, alpha=1e-4):
+    """An ``MLPClassifier`` of ``sizes`` (ReLU, Adam, seed 0); ``alpha``: its L2 penalty."""
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier(hidden_layer_sizes=sizes[1:-1], solver="adam", batch_size=batch,
+                         learning_rate_init=lr, alpha=alpha, random_state=0)
 
 
 def sklearn_step(name, dtype="float32"):
@@ -42,15 +47,22 @@ def torch_fit(name, X, y):
     shuffled mini-batches of the workload's batch, each forward, loss (cross-entropy, or
     binary cross-entropy for one sigmoid output), backward and a step of the workload's
     optimizer (Adam, or RMSprop for MNIST), as fastmlp's step does."""
+    sizes, batch, opt_name = workloads.NETWORKS[name][:3]
+    return torch_trainer(sizes, X, y, batch, opt_name)[0]
+
+
+def torch_trainer(sizes, X, y, batch, opt_name="adam", lr=1e-3):
+    """``(epoch, net)``: a ``torch.nn.Sequential`` ReLU MLP of ``sizes`` in ``X``'s dtype and
+    a callable training it one epoch over ``X`` in shuffled mini-batches of ``batch`` (one
+    full-batch step when ``X`` is one batch), as PyTorch's tutorials write the loop."""
     import torch
 
-    sizes, batch, opt_name = workloads.NETWORKS[name][:3]
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers += [torch.nn.Linear(a, b)] + ([torch.nn.ReLU()] if i < len(sizes) - 2 else [])
     net = torch.nn.Sequential(*layers).to(getattr(torch, X.dtype.name))
     optimizer = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
-    opt = optimizer[opt_name](net.parameters(), lr=1e-3)
+    opt = optimizer[opt_name](net.parameters(), lr=lr)
     Xt = torch.from_numpy(X)
     if sizes[-1] == 1:
         yt, loss_fn = torch.from_numpy(np.asarray(y, X.dtype).reshape(-1, 1)), \
@@ -64,14 +76,14 @@ def torch_fit(name, X, y):
         opt.step()
 
     if len(X) <= batch:
-        return lambda: step(Xt, yt)
+        return (lambda: step(Xt, yt)), net
 
     def epoch():
         order = torch.randperm(len(X))
         for start in range(0, len(X), batch):
             rows = order[start:start + batch]
             step(Xt[rows], yt[rows])
-    return epoch
+    return epoch, net
 
 
 def torch_step(name, dtype="float32"):

@@ -18,8 +18,10 @@ def markdown(df, names, status, figures, cold, others):
         peak_md(df, tables.gemm_peak(df)), _speed_md(df, names, status, figures),
         _cold_md(cold), _compare_md(df, others),
         "\n## Files\n\n`results.csv` / `results.json`: one row per case and backend (seconds "
-        "per call: median, quartiles, min; GFLOP/s; first call), `coldstart.json`, "
-        "`compare.json`, `epochs.json`, `convergence.json` (with every loss curve), "
+        "per call, per batch for `fit/...` cases, whose `steps` counts a call's batches: "
+        "median, quartiles, min; GFLOP/s; first call), `coldstart.json`, "
+        "`compare.json`, `epochs.json`, `time_to_accuracy.json` (every row's accuracy after each "
+        "epoch), `convergence.json` (with every loss curve), "
         "`seed.json` (every curve of *The seed, reproduced*), `machine.json`, `runs.json` "
         "(seconds of each run that filled this directory).\n"])
 
@@ -60,6 +62,13 @@ def _speed_md(df, names, status, figures):
            tables.markdown(tables.wide(df, names, status, "x_numpy", ["step"], tables.ratio)),
            "\nSpeedup over `python` (where it ran):\n",
            tables.markdown(tables.wide(df, names, status, "x_python", ["step"], tables.ratio)),
+           "\n## Training through `fit` (float32, Adam)\n",
+           "`MLP.fit` over a fixed data set (whole batches only) for the given epochs, the "
+           "model warm (a first fit compiled it and built its workspaces), per batch: a "
+           "call's time divided by its batches; beside it the same network's step, timed "
+           f"round by round with it. Target: fit / step <= {tables.FIT_OVER_STEP:g} "
+           "(compiled backends).\n",
+           tables.markdown(tables.fit_vs_step(df, names)),
            "\n## Sweeps (float32, Adam)\n",
            tables.markdown(tables.wide(df, names, status, groups=["sweep-width", "sweep-batch"],
                                        fmt=tables.seconds)),

@@ -186,3 +186,29 @@ def batch_losses(runs, path, title, window=25):
 
 def _moving_average(values, window):
     return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def time_to_accuracy(results, path):
+    """Accuracy against seconds of training, one panel per task with a target (log time,
+    target dashed); seconds per epoch as bars for a task without one."""
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.2), squeeze=False)
+    for ax, (name, rows) in zip(axes[0], results.items()):
+        ran = [(f"C{i}", r) for i, r in enumerate(rows) if "curve" in r]  # a colour per tool
+        first = rows[0] if rows else {}
+        target, title = first.get("target"), f"{name} {first.get('network', '')}"
+        if target is None:
+            ax.barh([r["tool"] for _, r in ran], [r["seconds_per_epoch"] for _, r in ran],
+                    color=[c for c, _ in ran])
+            ax.invert_yaxis()
+            ax.set(xscale="log", xlabel="seconds per epoch", title=f"{title}: seconds per epoch")
+            ax.tick_params(axis="y", labelsize=7)
+            continue
+        for colour, r in ran:
+            seconds, accuracy = np.array(r["curve"]).T
+            ax.plot(seconds, accuracy, color=colour, marker=".", ms=3, label=r["tool"])
+        ax.axhline(target, color="k", ls="--", lw=0.8)
+        ax.set(xscale="log", xlabel="seconds of training", ylabel="accuracy",
+               title=f"{title}: {first['on']} accuracy to {target:.0%}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    return save(fig, path)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from fastmlp.harness import answer, details, plots, seed_section, tables
 from fastmlp.harness import convergence as conv
+from fastmlp.harness import time_to_accuracy as tta
 
 
 def render(out, store, status, sections, quick, run_seconds, conv_backend):
@@ -43,11 +44,11 @@ def render(out, store, status, sections, quick, run_seconds, conv_backend):
     add(answer.markdown(summary, out))
     add("## Speed targets (ratios of medians measured side by side in this run)\n")
     tgt = tables.targets(df, status)
-    add("```\n" + ("\n".join(tgt.line) if len(tgt) else "no compiled backend available") +
-        "\n```\n")
+    add("```\n" + tables.target_lines(tgt) + "\n```\n")
     add(details.peak_md(df, tables.gemm_peak(df)))
     add(f"![speedup]({figures['speedup']})\n\n![time vs size]({figures['time']})\n")
     add(_growth_md(df))
+    add(tta.markdown(sections.get("time_to_accuracy", {}), out, quick))
     add(seed_section.markdown(sections["seed"], out, conv_backend))
     add(_convergence_md(results, figures, conv_backend, quick))
     add("\n## Machine\n")

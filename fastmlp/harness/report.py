@@ -1,5 +1,6 @@
-"""``fastmlp report``: speed, epochs, the seed's experiments, cold start and convergence,
-written to ``reports/<name>/`` as ``report.md``, ``details.md`` and ``report.html``.
+"""``fastmlp report``: speed, epochs, time to accuracy, the seed's experiments, cold start
+and convergence, written to ``reports/<name>/`` as ``report.md``, ``details.md`` and
+``report.html``.
 
 Every finished case or training run is saved at once (see ``store``); a rerun
 with the same output directory and mode skips what is already there, so an
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from fastmlp.harness import compare, epochs, html, machine, render, seed, speed, tables, workloads
 from fastmlp.harness import convergence as conv
+from fastmlp.harness import time_to_accuracy as tta
 from fastmlp.harness.store import ResultStore, write_atomic
 
 BUDGET_S = {"quick": 0.03, "full": 0.2}  # timing budget per case and backend
@@ -75,6 +77,7 @@ def run(out="reports/latest", quick=False, only=None, fresh=False, convergence_b
                                                  else compare.WORKLOADS))],
         "epochs": [("rows", lambda: epochs.run(QUICK_WORKLOADS if quick else
                                                tuple(workloads.NETWORKS), BUDGET_S[mode]))],
+        "time_to_accuracy": tta.jobs(quick),
         "seed": seed.jobs(convergence_backend, quick),
         "convergence": convergence_jobs(quick, convergence_backend),
     }

@@ -37,13 +37,27 @@ class SlowBackendGuard:
             self.rates[backend] = pilot.flops / t
         return self.rates[backend]
 
+    def seconds(self, backend, case):
+        """The estimated time of one call of ``case``."""
+        return case.flops * case.steps / self.rate(backend)
+
     def too_slow(self, backend, case):
-        return backend in SLOW_BACKENDS and case.flops / self.rate(backend) > self.limit
+        return backend in SLOW_BACKENDS and self.seconds(backend, case) > self.limit
 
 
 def _row(case, backend):
     return dict(key=case.key, group=case.group, name=case.name, size=case.size,
-                dtype=case.dtype, x=case.x, flops=case.flops, backend=backend)
+                dtype=case.dtype, x=case.x, flops=case.flops, steps=case.steps, backend=backend)
+
+
+#: The figures of a timing that are per call in steady state (divided by a call's steps).
+PER_STEP = ("median_s", "q1_s", "q3_s", "iqr_s", "min_s")
+
+
+def per_step(result, steps):
+    """``timing.summarize``'s figures of a call running ``steps`` steps, per step (the first
+    call stays whole: it is a cost paid once)."""
+    return {k: v / steps if k in PER_STEP else v for k, v in result.items()}
 
 
 def _start(case, backend, guard, budget):
@@ -51,7 +65,7 @@ def _start(case, backend, guard, budget):
     row, slow = _row(case, backend), backend in SLOW_BACKENDS
     if guard.too_slow(backend, case):
         return dict(row, status=TOO_SLOW, note=f"estimated "
-                    f"{case.flops / guard.rate(backend):.1f} s per call"), None
+                    f"{guard.seconds(backend, case):.1f} s per call"), None
     try:
         started = time.perf_counter()
         fn = case.build(backend)  # a step binds (for numba: compiles) its kernel here
@@ -91,7 +105,8 @@ def run_cases(plan, guard, budget):
     for row, timer in started:
         if timer is not None and row["backend"] in SLOW_BACKENDS:
             timing.interleave([timer])
-    return [row if timer is None else dict(row, status="ok", note="", **timer.result())
+    return [row if timer is None else
+            dict(row, status="ok", note="", **per_step(timer.result(), row["steps"]))
             for row, timer in started]
 
 

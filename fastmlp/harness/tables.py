@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from fastmlp.harness.speed import SLOW_BACKENDS
+from fastmlp.harness.workloads import FITS, NETWORKS, fit_keys
 
 REFERENCE, NAIVE = "numpy", "python"
 
@@ -86,7 +87,7 @@ def _median(df, key, backend):
     return float(hit["median_s"].iloc[0]) if len(hit) else None
 
 
-#: The four speed targets of the compiled backends: (label, numerator key, numerator backend,
+#: The speed targets of the compiled backends: (label, numerator key, numerator backend,
 #: denominator key, denominator backend, goal, direction). Ratios are of times.
 TARGETS = (
     ("spiral 2-100-3 b300 f32 Adam step, speedup over numpy", "step/spiral/2-100-3 b300 adam/f32",
@@ -102,6 +103,26 @@ TARGETS = (
 )
 
 
+def _fit_over_step(name, batch):
+    fit, step = fit_keys(name, batch)
+    network = "-".join(map(str, NETWORKS[name][0]))
+    return (f"{name} {network} b{batch} f32 Adam, fit per batch / step", fit, None, step, None,
+            FIT_OVER_STEP, "<=")
+
+
+#: Per batch, ``fit`` may cost at most this many times the same backend's step.
+FIT_OVER_STEP = 1.15
+#: The targets through ``MLP.fit`` (cases ``fit/...``, per batch): the step targets' speedups
+#: over numpy, and ``FIT_OVER_STEP`` on every ``FITS`` workload.
+FIT_TARGETS = (
+    ("spiral 2-100-3 b300 f32 Adam fit, speedup over numpy", fit_keys("spiral", 300)[0],
+     REFERENCE, fit_keys("spiral", 300)[0], None, 10.0, ">="),
+    ("XOR 2-2-1 b4 f32 Adam fit, speedup over numpy", fit_keys("xor", 4)[0], REFERENCE,
+     fit_keys("xor", 4)[0], None, 30.0, ">="),
+) + tuple(_fit_over_step(name, batch) for name, batch, _ in FITS)
+TARGETS += FIT_TARGETS
+
+
 def target_keys():
     """Keys of the cases the targets need."""
     return {key for t in TARGETS for key in (t[1], t[3])}
@@ -115,6 +136,18 @@ def targets(df, status):
             num, den = _median(df, num_key, num_b or backend), _median(df, den_key, den_b or backend)
             rows.append(_target_row(backend, label, num / den if num and den else None, op, goal))
     return pd.DataFrame(rows)
+
+
+def target_lines(frame):
+    """``targets``' lines, those not measured in this run gathered into one line."""
+    if not len(frame):
+        return "no compiled backend available"
+    missing = frame[frame.verdict == "not measured"]
+    lines = list(frame[frame.verdict != "not measured"].line)
+    if len(missing):
+        lines.append("not measured in this run (its cases did not run): "
+                     + "; ".join(dict.fromkeys(missing.target)))
+    return "\n".join(lines)
 
 
 def repeated_targets(runs):
@@ -138,6 +171,25 @@ def _target_row(backend, label, value, op, bound, how=""):
     return dict(backend=backend, target=label, value=value, op=op, bound=bound, goal=goal,
                 verdict=verdict,
                 line=f"{backend}: {label} = {ratio(value)} ({how}target {goal}): {verdict}")
+
+
+def fit_vs_step(df, names):
+    """One row per ``FITS`` workload and backend of ``names``: the step, ``fit`` per batch,
+    their ratio and ``fit``'s speedup over numpy (cells ``-`` where a case did not run)."""
+    rows = []
+    for name, batch, epochs in FITS:
+        fit_key, step_key = fit_keys(name, batch)
+        ref = _median(df, fit_key, REFERENCE)
+        for backend in names:
+            fit, step = _median(df, fit_key, backend), _median(df, step_key, backend)
+            if fit is None and step is None:
+                continue
+            rows.append({"workload": fit_key.split("/", 1)[1], "epochs a call": epochs,
+                         "backend": backend, "step": seconds(step),
+                         "fit per batch": seconds(fit),
+                         "fit / step": ratio(fit / step if fit and step else None),
+                         "fit x numpy": ratio(ref / fit if ref and fit else None)})
+    return pd.DataFrame(rows)
 
 
 def side_by_side(df, status):

@@ -43,7 +43,7 @@ ACTIVATION_FLOPS = {"relu": (RELU, 1, 1), "sigmoid": (SIGMOID, 4, 3), "tanh": (T
 class Case:
     """One workload at one size and dtype; ``x`` is its size on the plots' axis."""
 
-    group: str  # kernel, step, sweep-width, sweep-batch, reference
+    group: str  # kernel, step, fit, fit-step, sweep-width, sweep-batch, reference
     name: str
     size: str
     dtype: str
@@ -52,6 +52,7 @@ class Case:
     x: float = 0.0
     only: tuple = ()  # backends this case is for (empty: every backend that has it)
     needs: str = ""  # a hook of contract.HOOKS the backend must provide itself
+    steps: int = 1  # training steps one call runs; its times and ``flops`` are per step
 
     @property
     def key(self):
@@ -193,8 +194,76 @@ def step_case(group, name, sizes, batch, dtype, optimizer="adam", output="softma
         opt = optim.get(optimizer, **({"lr": 1e-3} if optimizer != "sgd" else {}))
         return model.make_step(X, y, opt)
 
-    label = "-".join(map(str, sizes)) + f" b{batch} {optimizer}"
-    return Case(group, name, label, dtype, step_flops(sizes, batch, optimizer), make, x=x)
+    return Case(group, name, _label(sizes, batch, optimizer), dtype,
+                step_flops(sizes, batch, optimizer), make, x=x)
+
+
+#: ``fit`` workloads: (network of ``NETWORKS``, batch, epochs a timed call runs), all Adam.
+#: About 100 batches a call (MNIST: 8): what a fit call sets up once (a step bound to each
+#: batch of a chunk) then weighs little, and a call stays near a step case's 2 ms round (on
+#: a loaded machine a call of 50 ms is preempted in every round, a 2 ms round mostly not).
+FITS = (("xor", 4, 100), ("spiral", 30, 10), ("spiral", 300, 100), ("digits", 32, 3),
+        ("mnist", 256, 1))
+#: Rows of each fit's data set: whole batches only, so a call's time / its steps is a step's.
+FIT_ROWS = {"xor": 4, "spiral": 300, "digits": 1344, "mnist": 2048}
+
+
+def _label(sizes, batch, optimizer):
+    return "-".join(map(str, sizes)) + f" b{batch} {optimizer}"
+
+
+def fit_keys(name, batch, dtype="float32"):
+    """``(fit case key, key of its step case)``: the ``step`` case of the same network, batch
+    and Adam if the suite has one, else the ``fit-step`` case made for it."""
+    sizes, step_batch, optimizer = NETWORKS[name][:3]
+    group = "step" if (step_batch, optimizer) == (batch, "adam") else "fit-step"
+    size = f"{_label(sizes, batch, 'adam')}/{SHORT[dtype]}"
+    return f"fit/{name}/{size}", f"{group}/{name}/{size}"
+
+
+def fit_data(name, dt):
+    """``(X, y)``: the data set ``fit`` trains on in a ``fit`` case, ``FIT_ROWS[name]`` rows."""
+    from fastmlp import datasets
+
+    rows = FIT_ROWS[name]
+    if name == "xor":
+        X, y = datasets.xor(dt.name)
+        return X, y.ravel()
+    if name == "spiral":
+        return datasets.spiral(dtype=dt.name)
+    if name == "digits":
+        X, y = datasets.digits(dt.name)[0]
+        return X[:rows], y[:rows]
+    return datasets.mnist_like(rows, seed=0, dtype=dt.name)
+
+
+def fit_case(name, batch, epochs, dtype="float32"):
+    """``MLP.fit`` for ``epochs`` over ``fit_data(name)``, warm (a first fit compiled it and
+    built its workspaces), timed per batch: the steady-state cost of a step through ``fit``."""
+    sizes, output = NETWORKS[name][0], NETWORKS[name][3]
+
+    def make(raw, dt):
+        from fastmlp import MLP, optim
+
+        model = MLP(sizes, output=output, backend=_name_of(raw), dtype=dt.name, seed=0)
+        X, y, opt = *fit_data(name, dt), optim.get("adam", lr=1e-3)
+        model.fit(X, y, optimizer=opt, epochs=1, batch_size=batch)
+        return lambda: model.fit(X, y, optimizer=opt, epochs=epochs, batch_size=batch)
+
+    steps = epochs * FIT_ROWS[name] // batch
+    return Case("fit", name, _label(sizes, batch, "adam"), dtype,
+                step_flops(sizes, batch, "adam"), make, steps=steps)
+
+
+def fit_cases(fits=FITS, dtype="float32"):
+    """The ``fit`` cases of ``fits`` and the ``fit-step`` cases they are compared with."""
+    cases = []
+    for name, batch, epochs in fits:
+        sizes, _, _, output = NETWORKS[name]
+        if fit_keys(name, batch, dtype)[1].startswith("fit-step/"):
+            cases.append(step_case("fit-step", name, sizes, batch, dtype, "adam", output))
+        cases.append(fit_case(name, batch, epochs, dtype))
+    return cases
 
 
 def _name_of(raw):
@@ -275,7 +344,7 @@ TIMED_TOGETHER = (
     ("step/mnist/784-512-512-10 b256 rmsprop/f32",
      "reference/mnist_gemms/784-512-512-10 b256/f32"),
     ("kernel/matmul/256x784x512/f32", "kernel/matmul_blocked/256x784x512/f32"),
-)
+) + tuple(fit_keys(name, batch) for name, batch, _ in FITS)  # fit per batch / step
 
 
 def timed_groups(cases):
@@ -314,7 +383,7 @@ def suite(quick=False):
               for w in (16, 64, 256, 1024)]
     cases += [step_case("sweep-batch", "batch", (64, 100, 10), b, "float32", x=b)
               for b in (1, 4, 16, 64, 256, 1024)]
-    return cases + [peak_case(name="gemm_peak_end")]
+    return cases + fit_cases() + [peak_case(name="gemm_peak_end")]
 
 
 def quick_suite():
@@ -324,6 +393,7 @@ def quick_suite():
              *linear_cases(32, 64, 32, "float32"), *activation_cases(32, 64, "float32")[:2],
              softmax_ce_case(32, 10, "float32"), update_case("adam", 4096, "float32"),
              step_case("step", "xor", (2, 2, 1), 4, "float32", "adam", "sigmoid"),
-             step_case("step", "spiral", (2, 100, 3), 300, "float32", "adam")]
+             step_case("step", "spiral", (2, 100, 3), 300, "float32", "adam"),
+             *fit_cases([f for f in FITS if f[:2] in (("xor", 4), ("spiral", 300))])]
     cases += [step_case("sweep-batch", "batch", (64, 100, 10), b, "float32", x=b) for b in (4, 64)]
     return cases + [peak_case(256, "gemm_peak_end")]
