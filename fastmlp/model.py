@@ -253,10 +253,22 @@ class MLP:
         callbacks : list of ``fastmlp.callbacks.Callback`` (or objects with ``on_*``
             methods), called as Keras calls them; see ``fastmlp.callbacks``
 
-        Returns a ``History`` (also kept as ``self.history_``, updated every epoch,
-        so an interrupted fit keeps the epochs it finished). If the loss becomes
-        NaN or infinite, raises ``DivergenceError`` naming the epoch and batch,
-        with the parameters restored to their last finite values.
+        Returns a ``History`` (also kept as ``self.history_``, updated after every call
+        of the epoch kernel, so an interrupted fit keeps the epochs it finished). If the
+        loss becomes NaN or infinite, or an update makes the parameters so, raises
+        ``DivergenceError`` naming the epoch and batch, with the parameters restored to
+        the last ones that gave a finite loss.
+
+        Epochs run in compiled calls of the backend's ``network_train_epoch`` (the
+        gather of each batch, its step, its loss, the accuracy count and the divergence
+        check), so a batch costs about its ``make_step`` call. Without callbacks and
+        validation one call runs many epochs (about 50 ms of them; each epoch's
+        ``seconds`` is then its share of the call). Validation data or a callback make a
+        call one epoch (a few microseconds of Python an epoch: noticeable only when an
+        epoch is one small batch). A callback with a per-batch hook (``on_batch_end``,
+        as the seed's ``LossHistory``) makes a call one batch: each batch then pays the
+        hook and the switch back to Python, a few microseconds
+        (``bench/fit_overhead.py``).
         """
         X = self._X(X)
         Y = self._Y(y, X.shape[0])

@@ -177,7 +177,7 @@ class ScalarTable:
         self._made_with = None  # the settings it was computed with (a callback may change lr)
 
     def _settings(self):
-        return tuple(v for k, v in vars(self.optimizer).items() if not k.startswith("_"))
+        return tuple(vars(self.optimizer).values())  # the state dict compares by identity
 
     @property
     def steps(self):

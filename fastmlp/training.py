@@ -8,7 +8,6 @@ callback has a per-batch hook, one batch, so that the hooks run between batches.
 """
 from __future__ import annotations
 
-import math
 import time
 from functools import partial
 
@@ -59,16 +58,18 @@ def _epochs(model, runner, epochs, validation, hooks, history):
         if diverged >= 0:  # the epochs before the diverged step's are finished
             undone = diverged == count * runner.batches
             count, batch = divmod(diverged - undone, runner.batches)
-        for e in range(count):
-            losses = runner.losses[e]
-            history.batch_losses.extend(losses.tolist())
-            logs = dict(loss=math.fsum(losses) / len(losses),
-                        accuracy=int(runner.correct[e]) / runner.n)
+        history.batch_losses.extend(runner.losses[:count].ravel().tolist())
+        if score is None and not hooks.callbacks:  # no one reads the rows before the end
+            history.extend(epoch + 1, (runner.losses[:count].sum(1) / runner.batches).tolist(),
+                           (runner.correct[:count] / runner.n).tolist(), seconds)
+        elif count:  # one epoch: validation and the callbacks see its row
+            logs = dict(loss=float(runner.losses[0].sum()) / runner.batches,
+                        accuracy=int(runner.correct[0]) / runner.n)
             if score is not None:
                 with hooks.outside():
                     scores = score()
                 logs.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
-            history.append(epoch=epoch + e + 1, seconds=seconds, **logs)
+            history.append(epoch=epoch + 1, seconds=seconds, **logs)
         if diverged >= 0:
             _diverged(runner, epoch + count, count, batch, undone, history)
         hooks.call("on_epoch_end", epoch, dict(logs))  # callbacks: one epoch a call
@@ -134,8 +135,8 @@ class EpochRunner:
         else:
             self._kernel, self._literals = model.backend.epoch_kernel(
                 self.order, self.Xb, self.layers, model._spec)
-            self._kernel = model.backend.specialise(self._kernel, self._args(1)[:18],
-                                                    self._literals)
+            args = self._args(1)  # the narrow pair's kin and kout are literals
+            self._kernel = model.backend.specialise(self._kernel, args[:20], args[20:])
 
     def _grow(self, capacity):
         """Tables for ``capacity`` epochs a call: allocated once, views of them after."""

@@ -433,9 +433,10 @@ def default_specialise(kernels, kernel, args, literals=()):
 
 def default_epoch_kernel(kernels, order, Xb, layers, spec):
     """Hook ``epoch_kernel(order, Xb, layers, spec) -> (kernel, extra)``: the epoch kernel
-    for these batches, called as ``kernel(*network_train_epoch's arguments, *extra)``
-    (``extra`` ends with the integers ``specialise`` takes as literals, if any).
-    Default: ``(kernels.network_train_epoch, ())``."""
+    for these batches, called as ``kernel(*network_train_epoch's arguments, *extra)``; a
+    narrow-pair kernel's ``extra`` is ``(full_pair, last_pair, kin, kout)``, of which
+    ``specialise`` takes the last two as literals. Default: ``(kernels.network_train_epoch,
+    ())``."""
     return kernels.network_train_epoch, ()
 
 

@@ -137,8 +137,6 @@ def narrow_pair_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec
                             full_pair, last_pair, kin, kout):
     """network_train_epoch for ``tuning.narrow_pair``'s networks: the narrow-pair step for
     the full batches (``full_pair``) and the last (``last_pair``), the layered one else."""
-    literally(full_pair)
-    literally(last_pair)
     literally(kin)
     literally(kout)
     return train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
