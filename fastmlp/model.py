@@ -168,19 +168,39 @@ class MLP:
         return self._score(X, self._Y(y, X.shape[0]))
 
     def _score(self, X, Y):
-        """``evaluate`` on checked arrays (fit's validation, every epoch)."""
-        total, correct = 0.0, 0.0
-        for start in range(0, X.shape[0], _EVAL_CHUNK):
-            Xc, Yc = X[start:start + _EVAL_CHUNK], Y[start:start + _EVAL_CHUNK]
-            ws = self._forward_chunk(Xc)
-            dZ = np.empty_like(ws.logits)
-            total += len(Xc) * self.backend.raw.output_loss(
-                self._spec[OUTPUT_ACT], self._spec[LOSS], ws.logits, Yc, ws.outputs, dZ)
-            correct += _accuracy(ws.outputs, Yc) * len(Xc)
-        return {"loss": total / len(X) + self._penalty(), "accuracy": correct / len(X)}
+        """``evaluate`` on checked arrays."""
+        return self._scorer(X, Y)()
+
+    def _scorer(self, X, Y):
+        """``evaluate`` of checked ``(X, Y)`` as a zero-argument callable (fit's validation,
+        every epoch): chunks through the compiled forward pass, its buffers built once."""
+        chunks = [(X[s:s + _EVAL_CHUNK], Y[s:s + _EVAL_CHUNK], _labels(Y[s:s + _EVAL_CHUNK]))
+                  for s in range(0, X.shape[0], _EVAL_CHUNK)]
+        scratch = {len(Xc): (np.empty((len(Xc), self.sizes[-1]), self.dtype),
+                             np.empty(len(Xc), np.int64), np.empty(len(Xc), bool))
+                   for Xc, _, _ in chunks}
+        out_act, loss, output_loss = self._spec[OUTPUT_ACT], self._spec[LOSS], \
+            self.backend.raw.output_loss
+
+        def score():
+            total, correct = 0.0, 0
+            for Xc, Yc, labels in chunks:
+                ws = self._forward_chunk(Xc)
+                dZ, predicted, hits = scratch[len(Xc)]
+                total += len(Xc) * output_loss(out_act, loss, ws.logits, Yc, ws.outputs, dZ)
+                if ws.outputs.shape[1] > 1:
+                    ws.outputs.argmax(1, predicted)
+                else:
+                    np.greater(ws.outputs[:, 0], 0.5, out=predicted, casting="unsafe")
+                correct += np.count_nonzero(np.equal(predicted, labels, out=hits))
+            return {"loss": total / len(X) + self._penalty(), "accuracy": correct / len(X)}
+
+        return score
 
     def _penalty(self):
         l1, l2 = self._coefs[L1_COEF], self._coefs[L2_COEF]
+        if not (l1 or l2):
+            return 0.0
         weights = self.params[::2]
         return float(sum(l1 * np.abs(W).sum() + 0.5 * l2 * (W * W).sum() for W in weights))
 
@@ -233,10 +253,22 @@ class MLP:
         callbacks : list of ``fastmlp.callbacks.Callback`` (or objects with ``on_*``
             methods), called as Keras calls them; see ``fastmlp.callbacks``
 
-        Returns a ``History`` (also kept as ``self.history_``, updated every epoch,
-        so an interrupted fit keeps the epochs it finished). If the loss becomes
-        NaN or infinite, raises ``DivergenceError`` naming the epoch and batch,
-        with the parameters restored to their last finite values.
+        Returns a ``History`` (also kept as ``self.history_``, updated after every call
+        of the epoch kernel, so an interrupted fit keeps the epochs it finished). If the
+        loss becomes NaN or infinite, or an update makes the parameters so, raises
+        ``DivergenceError`` naming the epoch and batch, with the parameters restored to
+        the last ones that gave a finite loss.
+
+        Epochs run in compiled calls of the backend's ``network_train_epoch`` (the
+        gather of each batch, its step, its loss, the accuracy count and the divergence
+        check), so a batch costs about its ``make_step`` call. Without callbacks and
+        validation one call runs many epochs (about 50 ms of them; each epoch's
+        ``seconds`` is then its share of the call). Validation data or a callback make a
+        call one epoch (a few microseconds of Python an epoch: noticeable only when an
+        epoch is one small batch). A callback with a per-batch hook (``on_batch_end``,
+        as the seed's ``LossHistory``) makes a call one batch: each batch then pays the
+        hook and the switch back to Python, a few microseconds
+        (``bench/fit_overhead.py``).
         """
         X = self._X(X)
         Y = self._Y(y, X.shape[0])
@@ -316,9 +348,4 @@ def _labels(P):
     return P.argmax(axis=1) if P.shape[1] > 1 else (P[:, 0] > 0.5).astype(np.int64)
 
 
-def _accuracy(P, Y):
-    """Share of rows classified right: argmax for several outputs, threshold 0.5 for one."""
-    if P.shape[1] > 1:
-        return float(np.mean(P.argmax(axis=1) == Y.argmax(axis=1)))
-    return float(np.mean((P[:, 0] > 0.5) == (Y[:, 0] > 0.5)))
 

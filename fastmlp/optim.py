@@ -134,6 +134,13 @@ class Optimizer:
 
         return next_args
 
+    def scalar_table(self, key, param):
+        """The scalars of ``param``'s next steps as ``network_train_epoch`` takes them.
+
+        Returns a ``ScalarTable``, or None when ``fusable`` is False.
+        """
+        return ScalarTable(self, key, param) if self.fusable else None
+
     def _new_state(self, param):
         return np.zeros((self.state_rows, param.size), param.dtype)
 
@@ -142,12 +149,59 @@ class Optimizer:
         kernel(param, grad, state if self.state_rows > 1 else state[0], *self._scalars(t))
 
     def _scalars(self, t):  # pragma: no cover - abstract
-        """The update kernel's scalar arguments at step ``t`` (1 on the first step)."""
+        """The update kernel's scalar arguments at step ``t`` (1 on the first step); ``t``
+        may also be an int64 array of steps (then each value an array or a constant)."""
         raise NotImplementedError
 
     def __repr__(self):
         settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({settings})"
+
+
+class ScalarTable:
+    """An optimizer's scalars for the next steps of one parameter, a row a step, computed a
+    block of steps at a time (vectorised: each epoch call only takes a view).
+
+    ``rows(m)`` is the ``(m, n_scalars)`` float64 table of the next m steps (a view, valid
+    until the next call); ``count(m)`` counts m steps taken, and ``state`` is the state.
+    """
+
+    BLOCK = 1 << 14  # steps computed at once
+
+    def __init__(self, optimizer, key, param):
+        self.optimizer, self.key = optimizer, key
+        self.code = optimizer.code
+        self.state = optimizer._state_of(key, param)[0]
+        self._table = np.zeros((0, len(contract.update_scalars(optimizer.code))))
+        self._first = 0  # the step of the table's first row
+        self._made_with = None  # the settings it was computed with (a callback may change lr)
+
+    def _settings(self):
+        return tuple(vars(self.optimizer).values())  # the state dict compares by identity
+
+    @property
+    def steps(self):
+        return self.optimizer._state[self.key][1]
+
+    def rows(self, m):
+        at, settings = self.steps + 1 - self._first, self._settings()
+        if at < 0 or at + m > len(self._table) or settings != self._made_with:
+            self._made_with = settings
+            self._first, at = self.steps + 1, 0
+            t = np.arange(self._first, self._first + max(m, self.BLOCK), dtype=np.int64)
+            self._table = np.empty((len(t), self._table.shape[1]))
+            for column, value in enumerate(self.optimizer._scalars(t)):
+                self._table[:, column] = value
+        return self._table[at:at + m]
+
+    def count(self, m):
+        entries = self.optimizer._state
+        entries[self.key] = (entries[self.key][0], entries[self.key][1] + m)
+
+
+def _root(x):
+    """sqrt of a float (math's, as the kernels always had) or of an array of them."""
+    return np.sqrt(x) if isinstance(x, np.ndarray) else math.sqrt(x)
 
 
 def _check_param(key, param, grad):
@@ -177,7 +231,7 @@ class SGD(Optimizer):
 
     def _scalars(self, t):
         # torch starts the momentum buffer at the first gradient: no dampening then.
-        dampening = 0.0 if t == 1 else self.dampening
+        dampening = self.dampening * (t != 1)
         return self.lr, self.momentum, dampening, self.nesterov, self.weight_decay
 
 
@@ -213,7 +267,7 @@ class Adam(Optimizer):
 
     def _scalars(self, t):
         beta1, beta2 = self.betas
-        return (self.lr / (1 - beta1 ** t), beta1, beta2, self.eps, math.sqrt(1 - beta2 ** t),
+        return (self.lr / (1 - beta1 ** t), beta1, beta2, self.eps, _root(1 - beta2 ** t),
                 self.weight_decay, self.amsgrad)
 
 

@@ -1,22 +1,25 @@
-"""The epoch loop of ``MLP.fit``: mini-batches, the divergence guard, callbacks.
+"""The epoch loop of ``MLP.fit``: epochs in compiled calls, the divergence guard, callbacks.
 
-Per batch, the loop runs the prepared step, checks its loss and records it; the
-gather of batches and the accuracy count run once per chunk of batches, and
-callbacks run per batch only when one of them has a per-batch hook.
+Each call of the backend's ``network_train_epoch`` runs whole epochs: the gather of every
+batch, its step, its loss, the epoch's correct count and the divergence check. Without
+callbacks and validation a call runs several epochs (up to ``_CALL_SECONDS`` of them);
+otherwise one epoch, so that validation and the epoch hooks run between them; and when a
+callback has a per-batch hook, one batch, so that the hooks run between batches.
 """
 from __future__ import annotations
 
-import math
 import time
 from functools import partial
 
 import numpy as np
 
 from fastmlp import callbacks as cb
+from fastmlp.backends import compose
+from fastmlp.backends.layout import FAN_OUT, U, plan
 from fastmlp.history import History
 
-_CHUNK_BYTES = 1 << 20  # rows gathered at once: a chunk of batches stays in cache
-_CHUNK_BATCHES = 64  # at most this many steps (each bound to its rows) per chunk
+_CALL_SECONDS = 0.05  # a call of several epochs lasts about this: an interrupt waits for it
+_CALL_BYTES = 1 << 23  # and its per-epoch tables (orders, dropout uniforms) take at most this
 
 
 class DivergenceError(ArithmeticError):
@@ -32,53 +35,201 @@ def train(model, X, Y, opt, epochs, batch_size, validation, shuffle, verbose, ca
     logged = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if validation else [])
     hooks = _Hooks(callbacks, verbose, model, logged,
                    dict(verbose=verbose, epochs=epochs, steps=-(-len(X) // batch_size)))
-    batches = _Batches(model, X, Y, batch_size, opt, model._rng if shuffle else None)
+    runner = EpochRunner(model, X, Y, batch_size, opt, shuffle)
     model.history_ = history = History()
     model.stop_training = False
     hooks.call("on_train_begin", {})
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked per batch
-        logs = _epochs(model, batches, opt, epochs, validation, hooks, history)
+        logs = _epochs(model, runner, epochs, validation, hooks, history)
     hooks.call("on_train_end", dict(logs))
     return history
 
 
-def _epochs(model, batches, opt, epochs, validation, hooks, history):
+def _epochs(model, runner, epochs, validation, hooks, history):
     """The epochs of ``train``; returns the last epoch's logs."""
-    losses, logs, theta, t = history.batch_losses, {}, model._theta, 0
-    append, isfinite, begin, end = losses.append, math.isfinite, hooks.begin, hooks.end
-    saved = (theta.copy(), theta.copy())  # the parameters before the last two steps
-    for epoch in range(epochs):
+    score = model._scorer(*validation) if validation else None
+    batched, epoch, logs = bool(hooks.begin or hooks.end), 0, {}
+    while epoch < epochs:
+        count = 1 if hooks.callbacks or validation else runner.epochs_a_call(epochs - epoch)
         hooks.call("on_epoch_begin", epoch, {})
-        started, first = time.perf_counter(), len(losses)
-        for index, (step, rows) in enumerate(batches()):
-            if begin:
-                hooks.batch(begin, index, dict(batch=index, size=rows))
-            t ^= 1
-            saved[t][...] = theta  # not np.copyto: a third of its cost on small arrays
-            loss = step()
-            if not isfinite(loss):
-                # If the parameters the loss came from are already non-finite, the step
-                # before produced them: go back one more.
-                theta[...] = saved[t] if np.isfinite(saved[t]).all() else saved[t ^ 1]
-                raise DivergenceError(
-                    f"loss became {loss} at epoch {epoch + 1}, batch {index + 1}; the "
-                    "parameters were restored to their last finite values. Try a smaller "
-                    f"learning rate than lr={opt.lr}.", history)
-            append(loss)
-            if end:
-                hooks.batch(end, index, dict(batch=index, size=rows, loss=loss))
-        batch_losses = losses[first:]
-        logs = dict(loss=math.fsum(batch_losses) / len(batch_losses),
-                    accuracy=batches.correct / len(batches.X))
-        if validation:
-            with hooks.outside():
-                scores = model._score(*validation)
-            logs.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
-        history.append(epoch=epoch + 1, seconds=time.perf_counter() - started, **logs)
-        hooks.call("on_epoch_end", epoch, dict(logs))
+        started = time.perf_counter()
+        diverged = _batches(runner, hooks) if batched else runner.run(count)
+        seconds = (time.perf_counter() - started) / count
+        if diverged >= 0:  # the epochs before the diverged step's are finished
+            undone = diverged == count * runner.batches
+            count, batch = divmod(diverged - undone, runner.batches)
+        history.batch_losses.extend(runner.losses[:count].ravel().tolist())
+        if score is None and not hooks.callbacks:  # no one reads the rows before the end
+            history.extend(epoch + 1, (runner.losses[:count].sum(1) / runner.batches).tolist(),
+                           (runner.correct[:count] / runner.n).tolist(), seconds)
+        elif count:  # one epoch: validation and the callbacks see its row
+            logs = dict(loss=float(runner.losses[0].sum()) / runner.batches,
+                        accuracy=int(runner.correct[0]) / runner.n)
+            if score is not None:
+                with hooks.outside():
+                    scores = score()
+                logs.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+            history.append(epoch=epoch + 1, seconds=seconds, **logs)
+        if diverged >= 0:
+            _diverged(runner, epoch + count, count, batch, undone, history)
+        hooks.call("on_epoch_end", epoch, dict(logs))  # callbacks: one epoch a call
+        epoch += count
         if model.stop_training:
             break
     return logs
+
+
+def _batches(runner, hooks):
+    """One epoch, a call a batch, the hooks around each batch; as ``runner.run``."""
+    runner.draw_epoch()
+    for index in range(runner.batches):
+        if hooks.begin:
+            hooks.batch(hooks.begin, index, dict(batch=index, size=runner.size(index)))
+        if runner.run_batch(index) >= 0:
+            return index
+        if hooks.end:
+            hooks.batch(hooks.end, index, dict(batch=index, size=runner.size(index),
+                                               loss=float(runner.losses[0, index])))
+    return -1
+
+
+def _diverged(runner, epoch, e, batch, undone, history):
+    """Record the batches of epoch ``e`` of the call before ``batch``, and raise; ``undone``:
+    ``batch`` ran, but its update made the parameters non-finite and was undone."""
+    history.batch_losses.extend(runner.losses[e, :batch + undone].tolist())
+    where = f"at epoch {epoch + 1}, batch {batch + 1}"
+    what = (f"the update {where} made the parameters non-finite" if undone else
+            f"loss became {runner.losses[e, batch]} {where}")
+    raise DivergenceError(f"{what}; the parameters were restored to their last finite values. "
+                          f"Try a smaller learning rate than lr={runner.opt.lr}.", history)
+
+
+class EpochRunner:
+    """What ``network_train_epoch`` takes for one fit, built once: the batch buffers, the
+    layouts of a full and of the last batch, the checkpoint, and the tables of a call
+    (orders, scalars, dropout uniforms, losses, correct counts) for up to ``capacity``
+    epochs. After ``run(count)``, ``losses[e]`` and ``correct[e]`` are its epoch e's.
+    ``fastmlp.sklearn`` runs its epochs through one too, in its own row orders."""
+
+    def __init__(self, model, X, Y, batch_size, opt, shuffle=True):
+        self.model, self.X, self.Y, self.opt = model, X, Y, opt
+        self.n, self.b, self.rng = len(X), batch_size, model._rng if shuffle else None
+        self.batches = -(-self.n // batch_size)
+        ws, raw = model._workspace(batch_size, True), model.backend.raw
+        last = plan(model.sizes, self.n % batch_size or batch_size, model.dropout, True).layers
+        self.layers = np.stack([ws.layers, last])
+        self.units = int(sum(r[FAN_OUT] for r in ws.layers[:-1] if r[U] >= 0))
+        self.table = opt.scalar_table("theta", model._theta)
+        code, state = ((self.table.code, self.table.state) if self.table is not None else
+                       (0, opt._state_of("theta", model._theta)[0]))
+        self.Xb = np.empty((batch_size, X.shape[1]), model.dtype)
+        self.Yb = np.empty((batch_size, Y.shape[1]), model.dtype)
+        self.saved = np.empty((1 + state.shape[0], model._theta.size), model.dtype)
+        self._fixed = (X, Y, ws.work, self.layers, model._spec, model._coefs, code, state)
+        self._rows = np.arange(self.n)
+        self.per_call = 0  # epochs a call, once the first call is timed
+        self._grow(1)
+        if self.table is None:  # an optimizer with its own _update: steps composed in Python
+            self._kernel, self._literals = compose.make_train_epoch(
+                raw, lambda *_: opt.apply(raw, "theta", model._theta, model._grad)), ()
+        else:
+            self._kernel, self._literals = model.backend.epoch_kernel(
+                self.order, self.Xb, self.layers, model._spec)
+            args = self._args(1)  # the narrow pair's kin and kout are literals
+            self._kernel = model.backend.specialise(self._kernel, args[:20], args[20:])
+
+    def _grow(self, capacity):
+        """Tables for ``capacity`` epochs a call: allocated once, views of them after."""
+        self.capacity, self._calls, n = capacity, {}, self.n
+        self.order = np.empty((capacity, n), np.int64)
+        self.order[...] = self._rows
+        self.uniforms = (np.empty((capacity, n * self.units), self.model.dtype) if self.units
+                         else None)
+        self.losses = np.zeros((capacity, self.batches))
+        self.correct = np.zeros(capacity, np.int64)
+        width = 1 if self.table is None else self.table.rows(0).shape[1]
+        self.scalars = np.zeros((capacity, self.batches, width))
+        self._epoch = self.order[:1]  # a batched epoch's order
+
+    def epochs_a_call(self, remaining):
+        """Epochs the next call runs: one, then as many as take about ``_CALL_SECONDS`` (by
+        the first call's time) and fit ``_CALL_BYTES``."""
+        if self.per_call == 0 and self._step_seconds is not None:
+            per_epoch = self.n * (8 + self.units * self.model.dtype.itemsize)
+            self.per_call = max(1, min(_CALL_BYTES // per_epoch, int(
+                _CALL_SECONDS / max(self._step_seconds * self.batches, 1e-9))))
+            if self.per_call > self.capacity:
+                self._grow(self.per_call)
+        return min(remaining, max(self.per_call, 1))
+
+    _step_seconds = None
+
+    def _args(self, count, batch=None):
+        """The kernel's arguments for ``count`` epochs, or for batch ``batch`` of a batched
+        epoch (views of its rows); built once for each."""
+        key = (count, batch)
+        if key not in self._calls:
+            X, Y, work, layers, spec, coefs, code, state = self._fixed
+            if batch is None:
+                tables = (self.order[:count], self.scalars[:count],
+                          None if self.uniforms is None else self.uniforms[:count],
+                          self.losses[:count], self.correct[:count])
+            else:
+                start, m = batch * self.b, self.size(batch)
+                tables = (self._epoch[:, start:start + m], self.scalars[:1, :1],
+                          None if self.uniforms is None else self.uniforms[:1, :m * self.units],
+                          self.losses[:1, batch:batch + 1], self.correct[:1])
+            order, scalars, uniforms, losses, correct = tables
+            self._calls[key] = (X, Y, order, self.Xb, self.Yb, self.model._theta,
+                                self.model._grad, work, layers, spec, coefs, code, state,
+                                scalars, uniforms, self.saved, losses, correct) + self._literals
+        return self._calls[key]
+
+    def run(self, count, order=None):
+        """The next ``count`` epochs, rows shuffled from the model's random stream as
+        ``rng.permutation(n)`` draws them (or, given, ``order`` (count, n)); returns the
+        diverged step (``network_train_epoch``) or -1."""
+        if order is not None:
+            self.order[:count] = order
+        if self.units:  # the stream's draws in today's order: each epoch's rows, then uniforms
+            for e in range(count):
+                self._shuffle(self.order[e:e + 1])
+                self.model._rng.random(out=self.uniforms[e], dtype=self.model.dtype)
+        elif order is None:
+            self._shuffle(self.order[:count])
+        self.correct[:count] = 0
+        return self._call(count * self.batches, self._args(count))
+
+    def _shuffle(self, rows):
+        if self.rng is not None:
+            rows[...] = self._rows
+            self.rng.permuted(rows, axis=1, out=rows)  # draws as rng.permutation(n) does
+
+    def draw_epoch(self):
+        """The order of a batched epoch (then ``run_batch`` each batch)."""
+        self._shuffle(self._epoch)
+        self.correct[0] = 0
+
+    def size(self, batch):
+        return min(self.b, self.n - batch * self.b)
+
+    def run_batch(self, batch):
+        """Batch ``batch`` of the epoch ``draw_epoch`` drew, in one call."""
+        args = self._args(1, batch)
+        if self.units:
+            self.model._rng.random(out=args[14], dtype=self.model.dtype)
+        return self._call(1, args)
+
+    def _call(self, steps, args):
+        if self.table is not None:
+            args[13].reshape(steps, -1)[...] = self.table.rows(steps)
+        started = time.perf_counter()
+        result = self._kernel(*args)
+        if self._step_seconds is None:
+            self._step_seconds = (time.perf_counter() - started) / steps
+        if self.table is not None:  # the steps whose update stayed
+            self.table.count(steps if result < 0 else result - (result == steps))
+        return result
 
 
 class _Hooks:
@@ -125,59 +276,3 @@ def _checked(callbacks):
                             f"on_* methods ({', '.join(cb.HOOKS)}), got "
                             f"{type(callback).__name__} {callback!r}")
     return callbacks
-
-
-class _Batches:
-    """An epoch's mini-batches as ``(step, rows)``: a training step bound to each batch's
-    rows in a buffer of one chunk of batches, gathered (shuffled or in order) once per chunk.
-
-    After an epoch, ``correct`` counts the rows its steps classified right (the outputs
-    each step computed, before its update)."""
-
-    def __init__(self, model, X, Y, batch_size, opt, rng):
-        n, row_bytes = len(X), (X.shape[1] + Y.shape[1]) * X.itemsize
-        fit = max(1, min(_CHUNK_BATCHES, _CHUNK_BYTES // (batch_size * row_bytes)))
-        self.X, self.Y, self.rng, self.chunk = X, Y, rng, min(n, fit * batch_size)
-        self.correct = 0
-        self.labels = _labels(Y)
-        self.Xc, self.Yc = np.empty((self.chunk,) + X.shape[1:], X.dtype), np.empty(
-            (self.chunk,) + Y.shape[1:], Y.dtype)
-        self.Lc, self.Pc = np.empty(self.chunk, self.labels.dtype), np.empty(self.chunk,
-                                                                           self.labels.dtype)
-        self.layouts = {}  # rows of a chunk -> its buffers' views and [(step, rows, predict)]
-        for m in {self.chunk, n % self.chunk} - {0}:
-            steps = [self._entry(model, opt, start, min(start + batch_size, m))
-                     for start in range(0, m, batch_size)]
-            self.layouts[m] = (self.Xc[:m], self.Yc[:m], self.Lc[:m], self.Pc[:m], steps)
-
-    def _entry(self, model, opt, start, stop):
-        rows = stop - start
-        ws = model._workspace(rows, True)
-        step = model._stepper(self.Xc[start:stop], self.Yc[start:stop], ws, opt, model._rng)
-        P, out = ws.outputs, self.Pc[start:stop]
-        # _labels of this batch's outputs: bound once (np.argmax's wrapper costs 5x the method)
-        predict = (partial(P.argmax, 1, out) if P.shape[1] > 1
-                   else partial(np.greater, P[:, 0], 0.5, out))
-        return step, rows, predict
-
-    def __call__(self):
-        X, Y, labels, n, chunk = self.X, self.Y, self.labels, len(self.X), self.chunk
-        order = self.rng.permutation(n) if self.rng is not None else None
-        self.correct = 0
-        for c0 in range(0, n, chunk):
-            m = min(chunk, n - c0)
-            Xc, Yc, Lc, Pc, steps = self.layouts[m]
-            if order is None:
-                Xc[...], Yc[...], Lc[...] = X[c0:c0 + m], Y[c0:c0 + m], labels[c0:c0 + m]
-            else:
-                rows = order[c0:c0 + m]
-                X.take(rows, 0, Xc), Y.take(rows, 0, Yc), labels.take(rows, 0, Lc)
-            for step, size, predict in steps:
-                yield step, size
-                predict()
-            self.correct += int(np.count_nonzero(Pc == Lc))
-
-def _labels(Y):
-    """Class of each row: argmax for several outputs, above 0.5 for one."""
-    return Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0] > 0.5
-

@@ -30,7 +30,7 @@ SCALARS = {
 CODE_VALUES = {"act": range(len(contract.ACTIVATIONS))}
 ELEMENTWISE = [name for name in contract.KERNELS
                if name not in ("output_loss", "network_forward", "network_loss_and_grads",
-                               "network_train_step")]
+                               "network_train_step", "network_train_epoch")]
 
 
 def kernel_cases():

@@ -293,16 +293,19 @@ def test_bad_verbose_is_refused():
 
 # ---------------------------------------------------------------- the loop itself
 
-@pytest.mark.parametrize("chunk_batches", [1, 2, 64])
+@pytest.mark.parametrize("mode", ["epochs_a_call", "epoch_a_call", "batch_a_call"])
 @pytest.mark.parametrize("shuffle", [True, False])
-def test_fit_is_make_step_over_the_shuffled_batches(monkeypatch, chunk_batches, shuffle):
-    """Chunked gathers give exactly the losses and accuracy of one step per batch."""
+def test_fit_is_make_step_over_the_shuffled_batches(monkeypatch, mode, shuffle):
+    """Several epochs a call, one, or one batch (a per-batch hook) give exactly the losses
+    and accuracy of one step per batch, and draw the same orders and dropout masks."""
     from fastmlp import training
-    monkeypatch.setattr(training, "_CHUNK_BATCHES", chunk_batches)
-    X, y = spiral(17)  # 51 rows: batches of 10 leave a tail of 1 (and chunks a tail)
+    monkeypatch.setattr(training, "_CALL_SECONDS", 10.0)  # every epoch after the first at once
+    callbacks = {"epochs_a_call": None, "epoch_a_call": [Callback()],
+                 "batch_a_call": [LossHistory()]}[mode]
+    X, y = spiral(17)  # 51 rows: batches of 10 leave a tail of 1
     model, reference = (MLP([2, 8, 3], dtype="float64", dropout=0.3, seed=4) for _ in range(2))
     history = model.fit(X, y, optimizer=optim.SGD(lr=0.1, momentum=0.9), epochs=3,
-                        batch_size=10, shuffle=shuffle)
+                        batch_size=10, shuffle=shuffle, callbacks=callbacks)
     opt, losses = optim.SGD(lr=0.1, momentum=0.9), []
     for epoch in range(3):
         order = reference._rng.permutation(51) if shuffle else np.arange(51)

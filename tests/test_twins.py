@@ -41,6 +41,8 @@ TWINS = {
                 "layered_train_step"],
     "narrow_pair": ["softmax_cross_entropy_transposed", "pair_forward", "pair_backward",
                     "narrow_pair_loss_and_grads", "narrow_pair_train_step"],
+    "epoch": ["gather", "fill_uniforms", "count_correct", "all_finite", "steps", "train_epoch",
+              "layered_train_epoch", "narrow_pair_train_epoch"],
 }
 
 

@@ -1,14 +1,19 @@
 """The contract's composite kernels, built from a backend's per-layer kernels.
 
 The ``python`` and ``numpy`` backends take ``output_loss``, ``network_forward``,
-``network_loss_and_grads`` and ``network_train_step`` from here; compiled backends write their own
-(one compiled call a step) and are tested against this composition. ``choose_network``
-gives both compiled backends their network entry points, which pick between the layered
-and the narrow-pair kernels by ``tuning.narrow_pair``.
+``network_loss_and_grads``, ``network_train_step`` and ``network_train_epoch`` from here;
+compiled backends write their own (one compiled call a step, or an epoch) and are tested
+against this composition. ``choose_network`` and ``choose_epoch`` give both compiled
+backends their network entry points, which pick between the layered and the narrow-pair
+kernels by ``tuning.narrow_pair``.
 """
-from fastmlp.backends.contract import (A, CROSS_ENTROPY, DROPOUT, DZ, HIDDEN_ACT, IDENTITY,
-                                       L1, L1_COEF, L2_COEF, LOSS, MSE, OUT, OUTPUT_ACT, SIGMOID,
-                                       SOFTMAX, U, UPDATE_KERNELS, Z, update_state_rows)
+import math
+
+import numpy as np
+
+from fastmlp.backends.contract import (A, CROSS_ENTROPY, DROPOUT, DZ, FAN_OUT, HIDDEN_ACT,
+                                       IDENTITY, L1, L1_COEF, L2_COEF, LOSS, MSE, OUT, OUTPUT_ACT,
+                                       SIGMOID, SOFTMAX, U, UPDATE_KERNELS, Z, update_state_rows)
 from fastmlp.backends.layout import param_views, views
 from fastmlp.backends.tuning import narrow_pair
 
@@ -74,23 +79,102 @@ def make_network_kernels(k):
     return network_forward, network_loss_and_grads
 
 
-def make_train_step(k):
-    """``network_train_step`` composed from ``k``'s network and update kernels (call it
-    once ``k``'s update kernels exist)."""
+def make_update(k):
+    """``update(optimizer, theta, grad, state, scalars)``: ``k``'s update kernel of that
+    optimizer code, with the state rows it takes (call it once ``k``'s updates exist)."""
     # Per optimizer code: its update kernel, and whether that takes every state row.
     updates = [(getattr(k, name), update_state_rows(code) > 1)
                for code, name in enumerate(UPDATE_KERNELS)]
 
-    def network_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state,
-                           scalars):
-        loss = k.network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs)
+    def update(optimizer, theta, grad, state, scalars):
         kernel, all_rows = updates[optimizer]
         # Python floats, as the optimizers pass them: a NumPy float64 scalar would turn
         # float32 arithmetic into float64 (NEP 50).
         kernel(theta, grad, state if all_rows else state[0], *scalars.tolist())
+
+    return update
+
+
+def make_train_step(k):
+    """``network_train_step`` composed from ``k``'s network and update kernels."""
+    update = make_update(k)
+
+    def network_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state,
+                           scalars):
+        loss = k.network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs)
+        update(optimizer, theta, grad, state, scalars)
         return loss
 
     return network_train_step
+
+
+def make_train_epoch(k, update=None):
+    """``network_train_epoch`` composed from ``k``'s network and update kernels, or with
+    ``update(optimizer, theta, grad, state, scalars)`` for the update when given."""
+    update = update or make_update(k)
+
+    def steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
+              scalars, uniforms, saved, losses, correct, stop):
+        """Steps 0..stop-1 of the contract's loop; the first diverged, or -1."""
+        b, c = Xb.shape[0], losses.shape[1]
+        for i in range(stop):
+            e, j = divmod(i, c)
+            rows = order[e, j * b:(j + 1) * b]
+            m, plan = len(rows), layers[0 if len(rows) == b else 1]
+            np.take(X, rows, 0, Xb[:m])
+            np.take(Y, rows, 0, Yb[:m])
+            if uniforms is not None:
+                fill_uniforms(work, plan, uniforms[e], j * b, m)
+            loss = losses[e, j] = k.network_loss_and_grads(Xb[:m], Yb[:m], theta, grad, work,
+                                                           plan, spec, coefs)
+            if not math.isfinite(loss):
+                return i
+            correct[e] += count_correct(views(work, plan, A, m)[-1], Yb[:m])
+            if i == 0:  # the checkpoint; the state's only for a replay, of several steps
+                saved[0] = theta
+                if losses.size > 1:
+                    saved[1:] = state
+            update(optimizer, theta, grad, state, scalars[e, j])
+        return -1
+
+    def network_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs,
+                            optimizer, state, scalars, uniforms, saved, losses, correct):
+        return train_epoch(steps, (X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs,
+                                   optimizer, state, scalars, uniforms, saved, losses, correct))
+
+    return network_train_epoch
+
+
+def train_epoch(steps, args):
+    """The contract's epoch around ``steps(*args, stop)``: the divergence rule."""
+    theta, state, saved, losses = args[5], args[12], args[15], args[16]
+    total = losses.size
+    diverged = steps(*args, total)
+    if diverged < 0 and (total == 1 or np.isfinite(theta).all()):
+        return -1
+    if not np.isfinite(theta).all():
+        theta[...] = saved[0]
+        if diverged != 0:  # replay up to the update before the last finite loss
+            state[...] = saved[1:]
+            steps(*args, (total if diverged < 0 else diverged) - 1)
+    return total if diverged < 0 else diverged
+
+
+def fill_uniforms(work, layers, uniforms, row, m):
+    """Batch rows row..row+m-1's dropout uniforms into the U regions of ``work``."""
+    at = row * sum(int(r[FAN_OUT]) for r in layers[:-1] if r[U] >= 0)
+    for r in layers[:-1]:
+        if r[U] >= 0:
+            size = m * int(r[FAN_OUT])
+            work[r[U]:r[U] + size] = uniforms[at:at + size]
+            at += size
+
+
+def count_correct(P, Y):
+    """Rows whose output's class is Y's: argmax, or above 0.5 for one output."""
+    if P.shape[1] > 1:
+        return int(np.count_nonzero(P.argmax(axis=1) == Y.argmax(axis=1)))
+    return int(np.count_nonzero((P[:, 0] > 0.5) == (Y[:, 0] > 0.5)))
 
 
 def choose_network(k):
@@ -115,3 +199,25 @@ def choose_network(k):
                       *extra)
 
     return step_kernel, network_loss_and_grads, network_train_step
+
+
+def choose_epoch(k):
+    """``(epoch_kernel, network_train_epoch)`` for a compiled backend whose module ``k`` has
+    ``layered_train_epoch`` and ``narrow_pair_train_epoch``: the narrow-pair one when
+    ``narrow_pair`` takes the full or the last batch."""
+
+    def epoch_kernel(order, Xb, layers, spec):
+        b = Xb.shape[0]
+        full, last = narrow_pair(b, layers[0], spec), narrow_pair(order.shape[1] % b or b,
+                                                                   layers[1], spec)
+        if not (full or last):
+            return k.layered_train_epoch, ()
+        return k.narrow_pair_train_epoch, (bool(full), bool(last)) + (full or last)
+
+    def network_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs,
+                            optimizer, state, scalars, uniforms, saved, losses, correct):
+        kernel, extra = epoch_kernel(order, Xb, layers, spec)
+        return kernel(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
+                      state, scalars, uniforms, saved, losses, correct, *extra)
+
+    return epoch_kernel, network_train_epoch

@@ -352,6 +352,64 @@ def network_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, 
     """
 
 
+def _check_train_epoch(args):
+    layers, order, Xb, n = args["layers"], args["order"], args["Xb"], args["X"].shape[0]
+    b, rows = Xb.shape[0], order.shape[1]
+    if not b * (args["losses"].shape[1] - 1) < rows <= b * args["losses"].shape[1]:
+        raise ValueError(f"order has {rows} rows an epoch: losses and scalars must have "
+                         f"ceil({rows} / {b}) columns (batches of Xb's {b} rows), got "
+                         f"{args['losses'].shape[1]}")
+    if order.min() < 0 or order.max() >= n:
+        raise ValueError(f"order must hold row indices of X, 0..{n - 1}, got values "
+                         f"{order.min()}..{order.max()}")
+    for at, m in ((0, min(b, rows)), (1, rows % b or min(b, rows))):
+        _check_train_step(dict(args, X=Xb[:m], Y=args["Yb"][:m], layers=layers[at],
+                               scalars=args["scalars"][0, 0]))
+    hidden = int(sum(r[FAN_OUT] for r in layers[0, :-1] if r[U] >= 0))
+    uniforms = args["uniforms"]
+    if (uniforms is None) != (hidden == 0) or (hidden and uniforms.shape[1] != rows * hidden):
+        raise ValueError(f"uniforms must be {'None' if not hidden else f'(epochs, {rows * hidden})'}"
+                         f" for this layout (dropout regions of {hidden} units a row), got "
+                         f"{None if uniforms is None else uniforms.shape}")
+    if args["saved"].shape[0] != 1 + args["state"].shape[0]:
+        raise ValueError(f"saved must have 1 + {args['state'].shape[0]} rows (theta and the "
+                         f"state), got {args['saved'].shape[0]}")
+
+
+@kernel(codes={"optimizer": OPTIMIZERS}, check=_check_train_epoch, X="n,d", Y="n,k",
+        order="e,r:int64", Xb="b,d!", Yb="b,k!", theta="t!", grad="t!", work="w!",
+        layers="2,L,9:int64", spec="3:int64", coefs="3:float64", state="q,t!",
+        scalars="e,c,s:float64", uniforms="e,u?", saved="p,t!", losses="e,c!:float64",
+        correct="e!:int64")
+def network_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
+                        state, scalars, uniforms, saved, losses, correct):
+    """Epochs of training steps in one call; returns the step that diverged, or -1.
+
+    Epoch ``e`` takes the rows ``order[e]`` of ``X`` and ``Y`` (a permutation, or in order)
+    in ``c = ceil(r / b)`` batches of ``b`` rows (``Xb``, ``Yb``: the batch buffers), the
+    last one shorter. ``layers[0]`` lays out a full batch in ``work``, ``layers[1]`` the
+    last batch. ``scalars[e, j]`` are the update's scalars of batch j (``network_train_step``),
+    ``uniforms[e]`` the dropout uniforms of the epoch, batch after batch and layer after
+    layer (None without dropout). Step ``i = e * c + j``::
+
+        for e, j: rows = order[e, j*b:(j+1)*b]; m = len(rows)
+                  Xb[:m], Yb[:m] = X[rows], Y[rows]; U regions <- uniforms[e], next m*units
+                  loss = losses[e, j] = network_loss_and_grads(Xb[:m], Yb[:m], ...)
+                  if loss is not finite: stop, without this update: return i
+                  correct[e] += rows whose output's argmax is Y's (> 0.5 for one output)
+                  if i == 0: saved[0], saved[1:] = theta, state     # the checkpoint
+                  update(optimizer, theta, grad, state, scalars[e, j])
+        if theta is not finite after the last of several steps: return e * c (all steps)
+
+    On a divergence theta keeps the parameters of the last finite loss: at step i with
+    theta not finite (step i-1's update made it so), theta and state are restored from
+    ``saved`` and steps 0..i-2 replayed (at i == 0, theta is ``saved[0]``: the start of
+    a call before, of one step); after the last step, the same gives the parameters
+    before the last update and the return value ``e * c`` names the next call's first
+    step. ``correct`` is then undefined. No parameter copy but the checkpoint a call.
+    """
+
+
 KERNEL_NAMES = tuple(KERNELS)
 
 
@@ -373,6 +431,15 @@ def default_specialise(kernels, kernel, args, literals=()):
     return kernel
 
 
+def default_epoch_kernel(kernels, order, Xb, layers, spec):
+    """Hook ``epoch_kernel(order, Xb, layers, spec) -> (kernel, extra)``: the epoch kernel
+    for these batches, called as ``kernel(*network_train_epoch's arguments, *extra)``; a
+    narrow-pair kernel's ``extra`` is ``(full_pair, last_pair, kin, kout)``, of which
+    ``specialise`` takes the last two as literals. Default: ``(kernels.network_train_epoch,
+    ())``."""
+    return kernels.network_train_epoch, ()
+
+
 def default_matmul_variant(kernels, A, B, out):
     """Hooks ``matmul_blocked`` (an own cache-blocked loop) and ``matmul_blas`` (BLAS
     alone), arguments as ``matmul``; the harness times them. Default: ``kernels.matmul``."""
@@ -380,7 +447,8 @@ def default_matmul_variant(kernels, A, B, out):
 
 
 #: Hook name -> default (called with the backend module first).
-HOOKS = {"step_kernel": default_step_kernel, "specialise": default_specialise,
+HOOKS = {"step_kernel": default_step_kernel, "epoch_kernel": default_epoch_kernel,
+         "specialise": default_specialise,
          "matmul_blocked": default_matmul_variant, "matmul_blas": default_matmul_variant}
 #: Hooks taking arrays, checked as the kernel named here.
 CHECKED_HOOKS = {"matmul_blocked": "matmul", "matmul_blas": "matmul"}

@@ -162,3 +162,4 @@ _this = sys.modules[__name__]
 output_loss = compose.make_output_loss(_this)
 network_forward, network_loss_and_grads = compose.make_network_kernels(_this)
 network_train_step = compose.make_train_step(_this)
+network_train_epoch = compose.make_train_epoch(_this)

@@ -6,7 +6,6 @@ messages), with each mini-batch step run by a ``fastmlp.MLP``.
 """
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -18,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 from fastmlp import backends
 from fastmlp.model import MLP
 from fastmlp.sklearn import _params
+from fastmlp.training import EpochRunner
 
 #: sklearn's output activation -> (fastmlp output, fastmlp loss, scale(n_outputs)), where
 #: scale is fastmlp's loss over scikit-learn's: fastmlp averages binary cross-entropy and
@@ -261,32 +261,34 @@ def _build(args, params, seed):
 
 
 class _Epochs:
-    """Passes over ``(X, Y)`` in mini-batches, each step one ``MLP.make_step`` call.
-
-    Every batch has its step, bound once to its rows of a copy of the data that each
-    epoch rewrites in its order: validation and setup happen once per fit, not per batch.
-    """
+    """Passes over ``(X, Y)`` in mini-batches, each one call of the model's epoch kernel
+    (``fastmlp.training.EpochRunner``) in the row order scikit-learn's shuffle drew: the
+    gather, steps and loss checks of an epoch run compiled, validation happens once."""
 
     def __init__(self, model, optimizer, X, Y, batch_size):
-        self.X, self.Y, self.n_rows = X, Y, X.shape[0]
-        self._X, self._Y = X.copy(), Y.copy()  # the rows in this epoch's order
-        self._steps = [(start, model.make_step(self._X[start:start + batch_size],
-                                               self._Y[start:start + batch_size], optimizer))
+        X = model._X(X)
+        self.n_rows = X.shape[0]
+        self._runner = EpochRunner(model, X, model._Y(Y, self.n_rows), batch_size, optimizer,
+                                   shuffle=False)
+        self._sizes = [min(batch_size, self.n_rows - start)
                        for start in range(0, self.n_rows, batch_size)]
 
     def run(self, order=None):
         """One epoch, rows in ``order`` (or as they are); the loss averaged over rows."""
-        if order is not None:
-            np.take(self.X, order, axis=0, out=self._X)
-            np.take(self.Y, order, axis=0, out=self._Y)
-        total, ends = 0.0, [start for start, _ in self._steps[1:]] + [self.n_rows]
+        runner = self._runner
         with np.errstate(over="ignore", invalid="ignore"):  # each loss is checked
-            for (start, step), stop in zip(self._steps, ends):
-                loss = step()
-                if not math.isfinite(loss):
-                    raise ValueError(f"the training loss became {loss} (rows {start}.."
-                                     f"{stop - 1} of an epoch). The input data may contain "
-                                     "large values and need to be preprocessed, or "
-                                     "learning_rate_init is too large.")
-                total += float(loss) * (stop - start)
+            diverged = runner.run(1, None if order is None else order.reshape(1, -1))
+        losses = runner.losses[0].tolist()
+        if diverged >= 0:
+            batch = diverged - (diverged == runner.batches)  # == batches: its update undone
+            start = batch * runner.b
+            what = (f"the training loss became {losses[batch]}" if diverged < runner.batches
+                    else "the training loss became nan (the update made the parameters "
+                         "non-finite)")
+            raise ValueError(f"{what} (rows {start}..{start + self._sizes[batch] - 1} of an "
+                             "epoch). The input data may contain large values and need to be "
+                             "preprocessed, or learning_rate_init is too large.")
+        total = 0.0
+        for loss, size in zip(losses, self._sizes):
+            total += loss * size
         return total / self.n_rows

@@ -17,7 +17,7 @@ except ImportError as error:
                       "`pip install -e .` (or `python setup.py build_ext --inplace`)") from error
 
 from fastmlp.backends import tuning
-from fastmlp.backends.compose import choose_network
+from fastmlp.backends.compose import choose_epoch, choose_network
 from fastmlp.backends.contract import KERNEL_NAMES
 
 if _kernels.MACHINE_KIND != tuning.KIND:  # its thresholds are another machine's
@@ -26,11 +26,18 @@ if _kernels.MACHINE_KIND != tuning.KIND:  # its thresholds are another machine's
         "paths differ from tuning.gemm_path's; rebuild it here (`pip install -e .`)",
         _kernels.MACHINE_KIND, tuning.KIND)
 
-#: The extension's kernels: the contract's but the two that choose (choose_network), and
-#: the hooks and network kernels those choose between.
+#: The extension's kernels: the contract's but the three that choose (choose_network,
+#: choose_epoch), and the hooks and network kernels those choose between.
 COMPILED = tuple(n for n in KERNEL_NAMES if n not in ("network_loss_and_grads",
-                                                       "network_train_step")) + (
+                                                       "network_train_step",
+                                                       "network_train_epoch")) + (
     "matmul_blas", "matmul_path", "matmul_blocked", "layered_loss_and_grads", "layered_train_step",
-    "narrow_pair_loss_and_grads", "narrow_pair_train_step")
+    "narrow_pair_loss_and_grads", "narrow_pair_train_step", "layered_train_epoch",
+    "narrow_pair_train_epoch")
+_stale = [name for name in COMPILED if not hasattr(_kernels, name)]
+if _stale:
+    raise ImportError(f"the Cython extension is out of date (no {', '.join(_stale)}); rebuild "
+                      "it with `pip install -e .` (or `python setup.py build_ext --inplace`)")
 globals().update({name: getattr(_kernels, name) for name in COMPILED})
 step_kernel, network_loss_and_grads, network_train_step = choose_network(sys.modules[__name__])
+epoch_kernel, network_train_epoch = choose_epoch(sys.modules[__name__])

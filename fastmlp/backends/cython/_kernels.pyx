@@ -11,9 +11,9 @@ body of the Python-visible kernel ``name``.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, expf, fabs, log, log1p, logf, sqrt, sqrtf, tanh
+from libc.math cimport exp, expf, fabs, isfinite, log, log1p, logf, sqrt, sqrtf, tanh
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 cnp.import_array()
@@ -51,3 +51,4 @@ include "losses.pxi"
 include "updates.pxi"
 include "network.pxi"
 include "narrow_pair.pxi"
+include "epoch.pxi"

@@ -4,7 +4,8 @@ Kernels follow ``fastmlp.backends.contract`` (see there for shapes and loops), a
 their paths by ``fastmlp.backends.tuning``. The modules mirror the Cython backend's, name
 for name: ``gemm`` (products), ``blocked`` (the own blocked product), ``elementwise``,
 ``linear``, ``losses``, ``updates``, ``network`` (layer by layer), ``narrow_pair`` (one
-narrow ReLU layer, stored units x samples) and ``intrinsics`` (what loops cannot say).
+narrow ReLU layer, stored units x samples), ``epoch`` (epochs of steps in one call) and
+``intrinsics`` (what loops cannot say).
 Importing compiles nothing; each kernel compiles on first use and is cached on disk.
 
 Only ``matmul_blocked`` runs threads (``prange``): in a training step, threaded element-wise
@@ -14,10 +15,11 @@ import sys
 
 import numba
 
-from fastmlp.backends.compose import choose_network
+from fastmlp.backends.compose import choose_epoch, choose_network
 from fastmlp.backends.numba.blocked import matmul_blocked
 from fastmlp.backends.numba.elementwise import (activation_backward, activation_forward,
                                                 dropout_apply, penalty)
+from fastmlp.backends.numba.epoch import layered_train_epoch, narrow_pair_train_epoch
 from fastmlp.backends.numba.gemm import matmul, matmul_blas, matmul_path
 from fastmlp.backends.numba.linear import linear_backward, linear_forward
 from fastmlp.backends.numba.losses import (l1_loss, mse_loss, output_loss, sigmoid_cross_entropy,
@@ -29,6 +31,7 @@ from fastmlp.backends.numba.updates import (adagrad_update, adam_update, rmsprop
                                             sgd_update)
 
 step_kernel, network_loss_and_grads, network_train_step = choose_network(sys.modules[__name__])
+epoch_kernel, network_train_epoch = choose_epoch(sys.modules[__name__])
 
 
 def specialise(kernel, args, literals=()):

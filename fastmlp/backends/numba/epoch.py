@@ -1,0 +1,144 @@
+"""Epochs of training steps in one call: the contract's ``network_train_epoch``, in the
+order ``compose.make_train_epoch`` runs it (gather, step, loss, correct count, and the
+divergence rule). Each step is the layered or the narrow-pair one of a training step; the
+narrow-pair epoch is compiled for its number of inputs and classes, as its step is.
+"""
+import math
+
+from numba import literally
+
+from fastmlp.backends.contract import A, FAN_OUT, U
+from fastmlp.backends.numba.intrinsics import jit
+from fastmlp.backends.numba.narrow_pair import narrow_pair_loss_and_grads
+from fastmlp.backends.numba.network import block, layered_loss_and_grads
+from fastmlp.backends.numba.updates import update
+
+
+@jit
+def gather(X, Y, rows, Xb, Yb):
+    """Xb[i], Yb[i] = X[rows[i]], Y[rows[i]]."""
+    for i in range(rows.size):
+        r = rows[i]
+        for q in range(X.shape[1]):
+            Xb[i, q] = X[r, q]
+        for q in range(Y.shape[1]):
+            Yb[i, q] = Y[r, q]
+
+
+@jit
+def fill_uniforms(work, layers, uniforms, row, m):
+    """The dropout uniforms of batch rows row..row+m-1 into the U regions of ``work``."""
+    units = 0
+    for l in range(layers.shape[0] - 1):
+        if layers[l, U] >= 0:
+            units += layers[l, FAN_OUT]
+    at = row * units
+    for l in range(layers.shape[0] - 1):
+        if layers[l, U] >= 0:
+            size = m * layers[l, FAN_OUT]
+            work[layers[l, U]:layers[l, U] + size] = uniforms[at:at + size]
+            at += size
+
+
+@jit
+def count_correct(P, Y):
+    """Rows whose output's class (argmax; above 0.5 for one output) is Y's."""
+    k, hits = P.shape[1], 0
+    for i in range(P.shape[0]):
+        if k == 1:
+            hits += (P[i, 0] > 0.5) == (Y[i, 0] > 0.5)
+            continue
+        p = y = 0
+        for j in range(1, k):
+            if P[i, j] > P[i, p]:
+                p = j
+            if Y[i, j] > Y[i, y]:
+                y = j
+        hits += p == y
+    return hits
+
+
+@jit
+def all_finite(a):
+    for i in range(a.size):
+        if not math.isfinite(a[i]):
+            return False
+    return True
+
+
+@jit
+def steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
+          scalars, uniforms, saved, losses, correct, stop, pairs, kin, kout):
+    """Steps 0..stop-1 of the contract's loop (``kin`` None: layered steps only); the
+    first diverged, or -1."""
+    b, c = Xb.shape[0], losses.shape[1]
+    for i in range(stop):
+        e, j = i // c, i % c
+        start = j * b
+        m = min(b, order.shape[1] - start)
+        last = 0 if m == b else 1
+        plan = layers[last]
+        Xm, Ym = Xb[:m], Yb[:m]
+        gather(X, Y, order[e, start:start + m], Xm, Ym)
+        if uniforms is not None:
+            fill_uniforms(work, plan, uniforms[e], start, m)
+        pair = False
+        if kin is not None:
+            pair = pairs[last]
+        if pair:
+            loss = narrow_pair_loss_and_grads(Xm, Ym, theta, grad, work, plan, spec, coefs, kin,
+                                              kout)
+        else:
+            loss = layered_loss_and_grads(Xm, Ym, theta, grad, work, plan, spec, coefs)
+        losses[e, j] = loss
+        if not math.isfinite(loss):
+            return i
+        out = plan[plan.shape[0] - 1]
+        correct[e] += count_correct(block(work, out[A], m, out[FAN_OUT]), Ym)
+        if i == 0:  # the checkpoint; the state's only for a replay, of several steps
+            saved[0, :] = theta
+            if losses.size > 1:
+                saved[1:, :] = state
+        update(optimizer, theta, grad, state, scalars[e, j])
+    return -1
+
+
+@jit
+def train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
+                scalars, uniforms, saved, losses, correct, pairs, kin, kout):
+    """The contract's epoch around ``steps``: the divergence rule."""
+    total = losses.size
+    diverged = steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
+                     state, scalars, uniforms, saved, losses, correct, total, pairs, kin, kout)
+    if diverged < 0 and (total == 1 or all_finite(theta)):
+        return -1
+    if not all_finite(theta):
+        theta[:] = saved[0]
+        if diverged != 0:  # replay up to the update before the last finite loss
+            state[:, :] = saved[1:]
+            steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
+                  scalars, uniforms, saved, losses, correct,
+                  (total if diverged < 0 else diverged) - 1, pairs, kin, kout)
+    return total if diverged < 0 else diverged
+
+
+@jit
+def layered_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
+                        state, scalars, uniforms, saved, losses, correct):
+    """network_train_epoch, layer by layer."""
+    return train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
+                       state, scalars, uniforms, saved, losses, correct, (False, False), None,
+                       None)
+
+
+@jit
+def narrow_pair_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs,
+                            optimizer, state, scalars, uniforms, saved, losses, correct,
+                            full_pair, last_pair, kin, kout):
+    """network_train_epoch for ``tuning.narrow_pair``'s networks: the narrow-pair step for
+    the full batches (``full_pair``) and the last (``last_pair``), the layered one else."""
+    literally(kin)
+    literally(kout)
+    return train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
+                       state, scalars, uniforms, saved, losses, correct, (full_pair, last_pair),
+                       kin, kout)
