@@ -223,3 +223,11 @@ def test_targets_command_rejects_a_bad_repeat(capsys):
     with pytest.raises(SystemExit):
         cli.main(["targets", "--repeat", "0"])
     assert "whole number >= 1" in capsys.readouterr().err
+
+
+def test_versions_name_the_cython_that_built_the_extension():
+    from fastmlp.backends.cython import _kernels
+    from fastmlp.harness import machine
+
+    assert machine.versions()["cython"] == f"{_kernels.CYTHON_VERSION} (built the extension)"
+    assert _kernels.CYTHON_VERSION[0].isdigit()
