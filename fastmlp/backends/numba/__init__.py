@@ -15,6 +15,7 @@ import sys
 import numba
 
 from fastmlp.backends.compose import choose_network
+from fastmlp.backends.numba import compiling  # noqa: F401 (logs the first compile)
 from fastmlp.backends.numba.blocked import matmul_blocked
 from fastmlp.backends.numba.elementwise import (activation_backward, activation_forward,
                                                 dropout_apply, penalty)
