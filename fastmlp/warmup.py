@@ -103,7 +103,7 @@ def run(names=None, dtypes=("float32", "float64"), only=(), progress=True):
     from tqdm import tqdm
 
     status = backends.available()
-    names = [n for n in (names or [b for b in JIT_BACKENDS if status[b][0]])]
+    names = list(names or [b for b in JIT_BACKENDS if status[b][0]])
     for name in names:
         if not status[name][0]:
             raise ValueError(f"backend {name!r} is unavailable: {status[name][1]}")
