@@ -70,6 +70,14 @@ def write_if_changed(path, text):
             handle.write(text)
 
 
+def cython_version():
+    """The version of the Cython that builds the extension (only a build requirement: the
+    report names it from the extension, where an installed Cython may be none or another)."""
+    import Cython
+
+    return Cython.__version__
+
+
 def write_tuning_files(folder=os.path.join(HERE, CYTHON_DIR)):
     """Write ``tuning.h`` (the constants, for C and Cython) and ``tuning.pxi`` (the
     functions, their Python bodies under C signatures) from ``tuning.py``."""
@@ -82,7 +90,7 @@ def write_tuning_files(folder=os.path.join(HERE, CYTHON_DIR)):
     pxi = [f"# {note}: edit that file.", "cimport cython", "", 'cdef extern from "tuning.h":',
            "    enum:", *(f"        {name}" for name in constants), "",
            "TUNING = dict(" + ", ".join(f"{name}={name}" for name in constants) + ")",
-           f"MACHINE_KIND = {table['KIND']!r}"]
+           f"MACHINE_KIND = {table['KIND']!r}", f"CYTHON_VERSION = {cython_version()!r}"]
     for name, signature in table["CYTHON_SIGNATURES"].items():
         node = functions[name]
         body = lines[node.body[0].lineno - 1:node.end_lineno]

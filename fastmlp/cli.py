@@ -1,4 +1,5 @@
-"""The ``fastmlp`` command: ``fastmlp report`` and the ``fastmlp bench`` regression gate.
+"""The ``fastmlp`` command: ``fastmlp report``, the ``fastmlp bench`` regression gate and
+``fastmlp warmup`` (fills the JIT backends' disk cache).
 
 Exit status: 0 success, 1 a case slower beyond ``--fail-above`` (its whole interval) or a
 memory regression, 2 a usage error, an unusable REF or baseline (one line on stderr,
@@ -105,7 +106,37 @@ def parser():
                    help="independent measurements of each ratio (default 3): the median "
                         "and the range are printed")
     t.add_argument("--no-progress", action="store_true")
+    w = sub.add_parser("warmup", help="compile every kernel path into the JIT backends' disk "
+                                      "cache (for CI images and first installs)")
+    w.add_argument("--backends", type=backend_list, default=None,
+                   help="comma-separated backends (default: the available JIT backends)")
+    w.add_argument("--dtypes", type=dtype_list, default=("float32", "float64"),
+                   help="comma-separated dtypes (default: float32,float64)")
+    w.add_argument("-k", dest="only", action="append", default=[], metavar="TEXT",
+                   help="only paths whose label contains TEXT (repeatable), e.g. "
+                        "'layered' or 'narrow pair 2-3'")
+    w.add_argument("--no-progress", action="store_true")
     return p
+
+
+def dtype_list(text):
+    names = [n for n in text.replace(",", " ").split() if n]
+    unknown = [n for n in names if n not in ("float32", "float64")]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"expected float32 and/or float64, got {text!r}")
+    return tuple(names)
+
+
+def warmup(args):
+    from fastmlp import warmup as warm
+
+    try:
+        warmed = warm.run(args.backends, args.dtypes, args.only, not args.no_progress)
+    except ValueError as error:
+        raise GateError(str(error)) from None
+    print(f"warmed {len(warmed)} kernel paths" if warmed else
+          "warmed nothing: no JIT backend or path asked for")
+    return 0
 
 
 def targets(args):
@@ -155,7 +186,8 @@ def bench(args):
 def main(argv=None):
     args = parser().parse_args(argv)
     try:
-        return {"report": report, "bench": bench, "targets": targets}[args.command](args)
+        return {"report": report, "bench": bench, "targets": targets,
+                "warmup": warmup}[args.command](args)
     except GateError as error:
         print(f"fastmlp {args.command}: {error}", file=sys.stderr)
         return 2

@@ -223,3 +223,26 @@ def test_targets_command_rejects_a_bad_repeat(capsys):
     with pytest.raises(SystemExit):
         cli.main(["targets", "--repeat", "0"])
     assert "whole number >= 1" in capsys.readouterr().err
+
+
+def test_versions_name_the_cython_that_built_the_extension():
+    from fastmlp.backends.cython import _kernels
+    from fastmlp.harness import machine
+
+    assert machine.versions()["cython"] == f"{_kernels.CYTHON_VERSION} (built the extension)"
+    assert _kernels.CYTHON_VERSION[0].isdigit()
+
+
+def test_cold_start_covers_every_network_in_both_dtypes(monkeypatch):
+    calls = []
+    monkeypatch.setattr(speed, "cold_start", lambda *a, **kw: calls.append((a, kw)) or {})
+    status = {"numpy": (True, ""), "numba": (True, ""), "cython": (True, "")}
+    jobs = report._cold_start_jobs(status)
+    for _, job in jobs:
+        job()
+    cold = {(b, n, d) for (b, n, d), kw in calls if not kw}
+    warm = {(b, n, d) for (b, n, d), kw in calls if kw == {"fresh_cache": False}}
+    every = {(n, d) for n in ("spiral", "digits", "mnist") for d in ("float32", "float64")}
+    assert cold == {(b, n, d) for b in ("numpy", "numba", "cython") for n, d in every}
+    assert warm == {("numba", n, d) for n, d in every}
+    assert len({key for key, _ in jobs}) == len(jobs) == len(cold) + len(warm)

@@ -110,15 +110,20 @@ def _spread(df, names, status):
 def _cold_md(cold):
     if not cold:
         return "\n## Cold start\n\nNot measured in quick mode.\n"
-    rows = [dict(backend=b, **{k: (tables.seconds(v) if isinstance(v, float) else v)
-                               for k, v in r.items()}) for b, r in cold.items()]
+    rows = []
+    for key, r in cold.items():
+        backend, _, workload = key.partition(" | ")
+        rows.append(dict(backend=backend, workload=workload or "spiral float32",
+                         **{k: (tables.seconds(v) if isinstance(v, float) else v)
+                            for k, v in r.items()}))
     table = pd.DataFrame(rows).fillna("")
-    return ("\n## Cold start (fresh process)\n\nSpiral 2-100-3 b300 f32 Adam step in a new "
-            "Python process with an empty `NUMBA_CACHE_DIR`: import, `make_step` (for Numba, "
-            "the JIT compile of every kernel the step uses), first call, second call, "
-            "steady-state median. The "
-            "warm-cache row is a new process loading the kernels this report compiled from "
-            "Numba's disk cache, as every run after the first does.\n\n"
+    return ("\n## Cold start (fresh process)\n\nThe first training step of spiral 2-100-3 "
+            "b300 Adam, digits 64-100-10 b32 Adam and MNIST 784-512-512-10 b256 RMSprop, in "
+            "float32 and float64, each in a new Python process with an empty "
+            "`NUMBA_CACHE_DIR`: import, `make_step` (for Numba, the JIT compile of every "
+            "kernel the step uses), first call, second call, steady-state median. The "
+            "warm-cache rows are a new process loading the kernels from Numba's disk cache "
+            "(filled by this report's speed cases), as every run after the first does.\n\n"
             + tables.markdown(table) + "\n")
 
 

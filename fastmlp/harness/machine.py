@@ -33,7 +33,17 @@ def blas():
             for info in threadpool_info()]
 
 
+def built_with_cython():
+    """The Cython version that built the extension (recorded by setup.py), or None."""
+    try:
+        return import_module("fastmlp.backends.cython._kernels").CYTHON_VERSION
+    except (ImportError, AttributeError):  # no build, or one from before it was recorded
+        return None
+
+
 def versions():
+    """Library versions; Cython's is the one that built the extension (a build
+    requirement only, it need not be installed where the report runs)."""
     out = {"python": sys.version.split()[0]}
     for name in ("fastmlp", "numpy", "numba", "cython", "scipy", "pandas", "matplotlib"):
         try:
@@ -42,6 +52,9 @@ def versions():
             module = sys.modules.get(name)
             out[name] = getattr(module, "__version__", "not installed") + (
                 " (source tree)" if module else "")
+    built = built_with_cython()
+    if built is not None:
+        out["cython"] = f"{built} (built the extension)"
     return out
 
 

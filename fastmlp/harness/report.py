@@ -100,10 +100,14 @@ def run(out="reports/latest", quick=False, only=None, fresh=False, convergence_b
 
 
 def _cold_start_jobs(status):
-    """A fresh process per backend; a JIT backend also with its disk cache warm."""
-    jobs = [(b, lambda b=b: speed.cold_start(b)) for b in ["numpy"] + tables.compiled(status)]
-    return jobs + [(f"{b}, warm disk cache", lambda b=b: speed.cold_start(b, fresh_cache=False))
-                   for b in speed.JIT_BACKENDS if status.get(b, (False,))[0]]
+    """A fresh process per backend, network and dtype; a JIT backend also with its disk
+    cache warm. Keys are ``"<backend> | <network> <dtype>"``."""
+    runs = [(b, {}) for b in ["numpy"] + tables.compiled(status)] + [
+        (f"{b}, warm disk cache", {"fresh_cache": False})
+        for b in speed.JIT_BACKENDS if status.get(b, (False,))[0]]
+    return [(f"{name} | {net} {dt}", lambda b=name.split(",")[0], n=net, d=dt, kw=kw:
+             speed.cold_start(b, n, d, **kw))
+            for net in speed.COLD_NETWORKS for dt in workloads.DTYPES for name, kw in runs]
 
 
 def _run_jobs(store, mode, section, jobs, bar):

@@ -132,6 +132,9 @@ def run_speed(cases, store, budget=0.25, progress=None, only=None, slow_limit=PY
     return status
 
 
+#: The step workloads of the cold-start table (``workloads.NETWORKS``), in both dtypes.
+COLD_NETWORKS = ("spiral", "digits", "mnist")
+
 COLD_SCRIPT = """
 import json, sys, time
 t0 = time.perf_counter()
@@ -139,7 +142,8 @@ from fastmlp import backends
 from fastmlp.harness import workloads, timing
 backends.get(sys.argv[1])
 t1 = time.perf_counter()
-case = [c for c in workloads.quick_suite() if c.key.startswith("step/spiral")][0]
+sizes, batch, optimizer, output = workloads.NETWORKS[sys.argv[2]]
+case = workloads.step_case("step", sys.argv[2], sizes, batch, sys.argv[3], optimizer, output)
 fn = case.build(sys.argv[1])
 t2 = time.perf_counter(); fn(); t3 = time.perf_counter(); fn(); t4 = time.perf_counter()
 steady = timing.measure(fn, budget=0.1)["median_s"]
@@ -148,8 +152,9 @@ print(json.dumps(dict(import_s=t1 - t0, make_step_s=t2 - t1, first_call_s=t3 - t
 """
 
 
-def cold_start(backend, fresh_cache=True, timeout=240):
-    """First-call time of the spiral step in a fresh process (a fresh Numba cache if asked).
+def cold_start(backend, network="spiral", dtype="float32", fresh_cache=True, timeout=240):
+    """First-call time of ``network``'s step (``workloads.NETWORKS``) in ``dtype`` in a fresh
+    process (a fresh Numba cache if asked).
 
     Returns a dict of seconds, or ``{"error": ...}``.
     """
@@ -158,8 +163,8 @@ def cold_start(backend, fresh_cache=True, timeout=240):
         if fresh_cache:
             env["NUMBA_CACHE_DIR"] = cache
         try:
-            done = subprocess.run([sys.executable, "-c", COLD_SCRIPT, backend], env=env,
-                                  capture_output=True, text=True, timeout=timeout)
+            done = subprocess.run([sys.executable, "-c", COLD_SCRIPT, backend, network, dtype],
+                                  env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return {"error": f"timed out after {timeout} s"}
     if done.returncode != 0:

@@ -8,12 +8,16 @@ narrow ReLU layer, stored units x samples), ``epoch`` (epochs of steps in one ca
 ``intrinsics`` (what loops cannot say).
 Importing compiles nothing; each kernel compiles on first use and is cached on disk.
 
+The first compile of a kernel in a process logs one WARNING (``CompileNotice``).
+
 Only ``matmul_blocked`` runs threads (``prange``): in a training step, threaded element-wise
 kernels contend with OpenBLAS's threads (docs/performance.md).
 """
+import logging
 import sys
 
 import numba
+from numba.core import event, types
 
 from fastmlp.backends.compose import choose_epoch, choose_network
 from fastmlp.backends.numba.blocked import matmul_blocked
@@ -43,3 +47,40 @@ def specialise(kernel, args, literals=()):
         return kernel
     return kernel.compile(tuple(numba.typeof(a) for a in args)
                           + tuple(numba.types.literal(v) for v in literals))
+
+
+# One log line, once per process, when Numba starts compiling a fastmlp kernel: a first
+# step can wait many seconds on the compiler, and a cache miss is the moment to say so.
+LOGGER = logging.getLogger("fastmlp")
+
+
+class CompileNotice(event.Listener):
+    """Logs the first compile of a kernel (a module-level dispatcher) of ``package``, then
+    stays quiet; Numba's own helpers compiled for it (overload bodies) do not count.
+    At WARNING, the level Python prints when logging is not configured (``lastResort``):
+    a silent wait of many seconds looks like a hang. ``logging.getLogger("fastmlp")
+    .setLevel(logging.ERROR)`` silences it."""
+
+    def __init__(self, package="fastmlp."):
+        self.package, self.said = package, False
+
+    def on_start(self, ev):
+        dispatcher = ev.data["dispatcher"]
+        module, name = dispatcher.py_func.__module__, dispatcher.py_func.__name__
+        if self.said or not module.startswith(self.package) \
+                or getattr(sys.modules.get(module), name, None) is not dispatcher:
+            return
+        self.said = True
+        arrays = [a for a in ev.data["args"] if isinstance(a, types.Array)]
+        where = dispatcher._cache.cache_path
+        LOGGER.warning("compiling numba kernels for %s (first use: this takes a while); %s",
+                       arrays[0].dtype if arrays else "scalars",
+                       f"they are cached in {where} afterwards" if where else
+                       "they are not cached (FASTMLP_FASTMATH=1 or another machine kind)")
+
+    def on_end(self, ev):
+        pass
+
+
+NOTICE = CompileNotice()
+event.register("numba:compile", NOTICE)

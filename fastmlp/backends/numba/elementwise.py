@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from fastmlp.backends.contract import IDENTITY, RELU, SIGMOID, SOFTMAX, TANH
-from fastmlp.backends.numba.intrinsics import flat_view, jit
+from fastmlp.backends.numba.intrinsics import copy_into, flat_view, jit
 
 
 @jit
@@ -24,7 +24,7 @@ def sigmoid(z):
 def into(source, out):
     """Make ``out`` hold ``source`` (nothing to do when they are the same memory)."""
     if source.ctypes.data != out.ctypes.data:
-        out[:] = source
+        copy_into(source, out)
 
 
 @jit

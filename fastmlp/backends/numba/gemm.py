@@ -6,7 +6,8 @@ forward, ReLU's derivative into dX, db into dW); measurements in docs/performanc
 import numpy as np
 from numba import literally
 
-from fastmlp.backends.numba.intrinsics import contract_jit, jit, reassoc_jit, stack_matrix
+from fastmlp.backends.numba.intrinsics import (contract_jit, copy_into, jit, reassoc_jit,
+                                               stack_matrix)
 from fastmlp.backends.tuning import LOOP_PATH, NARROW_K_PATH, NARROW_N_PATH, gemm_path
 
 
@@ -129,8 +130,8 @@ def weight_grads_fixed(X, dZ, dW, db, k):
             db_sum[j] += dZ[r, j]
             for q in range(k):
                 sums[q, j] += X[r, q] * dZ[r, j]
-    dW[:] = sums[:k]
-    db[:] = db_sum
+    copy_into(sums[:k], dW)
+    copy_into(db_sum, db)
 
 
 @contract_jit
@@ -233,9 +234,9 @@ def gemm_on_path(path, A, B, out):
         np.dot(A, B, out)
 
 
-@jit
-def matmul(A, B, out):
-    gemm(A, B, out)
+#: The contract's name for gemm: the same dispatcher, so one compile serves both (a
+#: wrapper would be one more function for LLVM to optimise, with gemm linked in).
+matmul = gemm
 
 
 @jit

@@ -2,8 +2,8 @@
 
 Cheap C-contiguous views (``matrix_view``, ``flat_view``: a struct fill, where Numba's
 ``reshape`` calls a general helper), a scratch matrix on the stack (``stack_matrix``), a
-power of two from its exponent bits (``pow2``, for a vectorised exp) and the register tile
-of the blocked product (``tile``). Under ``NUMBA_DISABLE_JIT=1`` they are plain NumPy.
+power of two from its exponent bits (``pow2``, for a vectorised exp), the register tile
+of the blocked product (``tile``) and a copy between arrays of one shape (``copy_into``). Under ``NUMBA_DISABLE_JIT=1`` they are plain NumPy.
 
 ``FASTMLP_FASTMATH=1`` compiles with ``fastmath=True`` (results then differ from the
 NumPy reference in the last bits) and without the disk cache; the default keeps IEEE
@@ -16,7 +16,7 @@ from llvmlite import ir
 from numba import config, njit, types
 from numba.core import cgutils
 from numba.core.codegen import get_host_cpu_features
-from numba.extending import intrinsic, register_jitable
+from numba.extending import intrinsic, overload, register_jitable
 from numba.np.arrayobj import make_array, populate_array
 
 from fastmlp.backends import tuning
@@ -205,6 +205,28 @@ def _tile(typingctx, a_pack, b_pack, b_offset, depth, out, row, col, accumulate)
         return context.get_dummy_value()
 
     return signature, codegen
+
+
+def copy_into(source, out):
+    """out[...] = source, for 1-D or 2-D arrays of one shape. Not a slice assignment in the
+    kernels: Numba compiles that with a shape-mismatch message (str and join of tuples),
+    seconds of every cold process's compile."""
+    out[...] = source
+
+
+@overload(copy_into, jit_options={"error_model": "numpy"})
+def _copy_into(source, out):
+    if out.ndim == 1:
+        def copy_rows(source, out):
+            for i in range(out.shape[0]):
+                out[i] = source[i]
+        return copy_rows
+
+    def copy_matrix(source, out):
+        for i in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                out[i, j] = source[i, j]
+    return copy_matrix
 
 
 if config.DISABLE_JIT:

@@ -10,8 +10,8 @@ import math
 from numba import literally
 
 from fastmlp.backends.contract import A, DZ, FAN_OUT, Z
-from fastmlp.backends.numba.intrinsics import (contract_jit, flat_view, jit, reassoc_jit,
-                                               stack_matrix)
+from fastmlp.backends.numba.intrinsics import (contract_jit, copy_into, flat_view, jit,
+                                               reassoc_jit, stack_matrix)
 from fastmlp.backends.numba.gemm import column4, transpose_into
 from fastmlp.backends.numba.losses import exp_nonpositive
 from fastmlp.backends.numba.network import block, penalties, weights
@@ -26,7 +26,7 @@ def softmax_cross_entropy_transposed(ZT, Y, P, dZT):
     k, n = ZT.shape
     scratch = stack_matrix(ZT, k + 2, n)  # exp of each class, then each sample's peak, total
     E, peak, total = scratch[:k], scratch[k], scratch[k + 1]
-    peak[:] = ZT[0]
+    copy_into(ZT[0], peak)
     for j in range(1, k):
         z = ZT[j]
         for i in range(n):
@@ -36,7 +36,7 @@ def softmax_cross_entropy_transposed(ZT, Y, P, dZT):
         for i in range(n):
             e[i] = z[i] - peak[i]
     exp_nonpositive(flat_view(E))
-    total[:] = E[0]
+    copy_into(E[0], total)
     for j in range(1, k):
         total += E[j]
     loss, one, inv_n = 0.0, ZT.dtype.type(1), ZT.dtype.type(1 / n)
@@ -121,7 +121,7 @@ def pair_forward(XT, W1, b1, W2, b2, HT, ZT, kin, kout):
             HT[q, i] = v
             for j in range(kout):
                 z[j][i] += W2[q, j] * v
-    ZT[:] = logits
+    copy_into(logits, ZT)
 
 
 @reassoc_jit
