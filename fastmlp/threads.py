@@ -1,0 +1,72 @@
+"""Thread settings: how long idle thread pools spin before they sleep.
+
+Three pools share the cores of a fastmlp program: OpenMP's (libgomp: ``matmul_blocked`` in
+both compiled backends), NumPy's OpenBLAS and SciPy's OpenBLAS (a second copy, which the
+compiled backends' BLAS calls use). By default each keeps its idle threads spinning after
+its last call (libgomp for ~300k pauses, OpenBLAS for 2^28 cycles, ~0.1 s), and a kernel
+called right after another pool's call shares its cores with those spinners: each side kept
+42-62% of its speed alone (docs/performance.md, bench/back_to_back.py). Each runtime reads
+its setting once, when it loads, so ``fastmlp`` sets them before it imports NumPy:
+``apply_defaults`` sets each of ``DEFAULTS`` the user has not set. A program that imports
+NumPy before fastmlp keeps NumPy's OpenBLAS spinning; set the variables in its environment
+instead. ``FASTMLP_THREAD_DEFAULTS=0`` sets nothing. Standard library only at import.
+"""
+import logging
+import os
+import sys
+
+#: Environment variable -> the value fastmlp sets when the user has not set it, and why.
+DEFAULTS = {
+    # libgomp: idle threads sleep at once instead of spinning (a region's wake-up costs
+    # microseconds; a spinner beside another pool's threads costs half of the core).
+    "OMP_WAIT_POLICY": "PASSIVE",
+    # OpenBLAS (both copies): idle threads spin 2^4 cycles, not 2^28, before they sleep.
+    "OPENBLAS_THREAD_TIMEOUT": "4",
+}
+#: Set to ``0`` to keep every runtime's own default.
+SWITCH = "FASTMLP_THREAD_DEFAULTS"
+
+
+def apply_defaults(environ=os.environ):
+    """Set each of ``DEFAULTS`` not already in ``environ``; return the names set."""
+    if environ.get(SWITCH) == "0":
+        return []
+    chosen = [name for name in DEFAULTS if name not in environ]
+    for name in chosen:
+        environ[name] = DEFAULTS[name]
+    return chosen
+
+
+#: The names this process's import of fastmlp set (the others were the user's, or off).
+SET_BY_FASTMLP = apply_defaults()
+#: Whether NumPy was loaded before fastmlp: its OpenBLAS read the environment without them.
+NUMPY_FIRST = "numpy" in sys.modules
+if NUMPY_FIRST and "OPENBLAS_THREAD_TIMEOUT" in SET_BY_FASTMLP:
+    logging.getLogger("fastmlp").info(
+        "numpy was imported before fastmlp: its OpenBLAS threads keep spinning after each "
+        "call, slowing threaded kernels called right after; import fastmlp first, or set "
+        "OPENBLAS_THREAD_TIMEOUT=4 in the environment (docs/performance.md)")
+
+
+def settings():
+    """Each thread setting of ``DEFAULTS``: (name, value or None, who set it)."""
+    return [(name, os.environ.get(name), "fastmlp" if name in SET_BY_FASTMLP else
+             ("user" if name in os.environ else "unset")) for name in DEFAULTS]
+
+
+def describe_lines():
+    """Lines naming the thread pools loaded in this process and the settings in force."""
+    from threadpoolctl import threadpool_info
+
+    lines = [f"setting: {name}={value} ({who})" for name, value, who in settings()]
+    for info in threadpool_info():
+        lines.append("pool: " + ", ".join(f"{key}={info.get(key)}" for key in (
+            "user_api", "internal_api", "num_threads", "version", "filepath")))
+    try:
+        import numba
+
+        lines.append(f"numba threading layer: {numba.threading_layer()} "
+                     f"(config {numba.config.THREADING_LAYER})")
+    except (ImportError, ValueError) as error:  # ValueError: no parallel kernel ran yet
+        lines.append(f"numba threading layer: ({error})")
+    return lines
