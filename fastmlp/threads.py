@@ -15,14 +15,17 @@ import logging
 import os
 import sys
 
-#: Environment variable -> the value fastmlp sets when the user has not set it, and why.
+#: Environment variable -> the value fastmlp sets when the user has set none of the
+#: variables it is listed with in ``SAME_KNOB``. Both keep an idle thread spinning about
+#: 0.1 ms (the gaps between one call's parallel regions, and between a step's products),
+#: then it sleeps: the defaults spin ~15 ms (libgomp) and 2^28 cycles, ~0.1 s (OpenBLAS).
 DEFAULTS = {
-    # libgomp: idle threads sleep at once instead of spinning (a region's wake-up costs
-    # microseconds; a spinner beside another pool's threads costs half of the core).
-    "OMP_WAIT_POLICY": "PASSIVE",
-    # OpenBLAS (both copies): idle threads spin 2^4 cycles, not 2^28, before they sleep.
-    "OPENBLAS_THREAD_TIMEOUT": "4",
+    "GOMP_SPINCOUNT": "2000",  # libgomp: pauses (~50 ns each) before a thread sleeps
+    "OPENBLAS_THREAD_TIMEOUT": "18",  # OpenBLAS (both copies): 2^18 cycles before it sleeps
 }
+#: The user's setting of any of these is theirs to make: fastmlp then sets nothing of it.
+SAME_KNOB = {"GOMP_SPINCOUNT": ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"),
+             "OPENBLAS_THREAD_TIMEOUT": ("OPENBLAS_THREAD_TIMEOUT",)}
 #: Set to ``0`` to keep every runtime's own default.
 SWITCH = "FASTMLP_THREAD_DEFAULTS"
 
@@ -31,7 +34,7 @@ def apply_defaults(environ=os.environ):
     """Set each of ``DEFAULTS`` not already in ``environ``; return the names set."""
     if environ.get(SWITCH) == "0":
         return []
-    chosen = [name for name in DEFAULTS if name not in environ]
+    chosen = [name for name in DEFAULTS if not any(n in environ for n in SAME_KNOB[name])]
     for name in chosen:
         environ[name] = DEFAULTS[name]
     return chosen
@@ -49,9 +52,10 @@ if NUMPY_FIRST and "OPENBLAS_THREAD_TIMEOUT" in SET_BY_FASTMLP:
 
 
 def settings():
-    """Each thread setting of ``DEFAULTS``: (name, value or None, who set it)."""
+    """Each thread variable fastmlp knows: (name, value or None, who set it)."""
+    names = dict.fromkeys(n for knob in SAME_KNOB.values() for n in knob)
     return [(name, os.environ.get(name), "fastmlp" if name in SET_BY_FASTMLP else
-             ("user" if name in os.environ else "unset")) for name in DEFAULTS]
+             ("user" if name in os.environ else "unset")) for name in names]
 
 
 def describe_lines():

@@ -10,6 +10,8 @@ import pytest
 from fastmlp import threads
 
 NAMES = sorted(threads.DEFAULTS)
+#: Every variable of the knobs fastmlp sets (a user's setting of any of them is kept).
+KNOBS = sorted({n for names in threads.SAME_KNOB.values() for n in names})
 
 # Records each setting as it stands when NumPy starts loading (its OpenBLAS reads the
 # environment then), then imports fastmlp and prints what it saw and what it set.
@@ -30,9 +32,9 @@ print(json.dumps(dict(at_numpy=seen, now={n: os.environ.get(n) for n in NAMES},
 
 def probe(**env):
     """Run PROBE in a fresh interpreter whose environment has none of the settings but ``env``."""
-    environ = {k: v for k, v in os.environ.items() if k not in NAMES and k != threads.SWITCH}
+    environ = {k: v for k, v in os.environ.items() if k not in KNOBS and k != threads.SWITCH}
     environ.update(env)
-    code = f"NAMES = {NAMES!r}\n" + PROBE
+    code = f"NAMES = {KNOBS!r}\n" + PROBE
     done = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
                           text=True, check=True)
     return json.loads(done.stdout.splitlines()[-1])
@@ -40,32 +42,37 @@ def probe(**env):
 
 def test_defaults_are_set_before_numpy_loads():
     seen = probe()
-    assert seen["at_numpy"] == threads.DEFAULTS
-    assert seen["now"] == threads.DEFAULTS
+    unset = {name: None for name in KNOBS if name not in threads.DEFAULTS}
+    assert seen["at_numpy"] == dict(threads.DEFAULTS, **unset)
+    assert seen["now"] == dict(threads.DEFAULTS, **unset)
     assert sorted(seen["set_by"]) == NAMES
     assert seen["numpy_first"] is False
 
 
-def test_a_users_own_setting_is_kept():
-    seen = probe(OMP_WAIT_POLICY="ACTIVE")
-    assert seen["at_numpy"]["OMP_WAIT_POLICY"] == "ACTIVE"
-    assert seen["now"]["OMP_WAIT_POLICY"] == "ACTIVE"
-    assert "OMP_WAIT_POLICY" not in seen["set_by"]
-    assert seen["now"]["OPENBLAS_THREAD_TIMEOUT"] == threads.DEFAULTS["OPENBLAS_THREAD_TIMEOUT"]
+@pytest.mark.parametrize("name, value, kept_off", [
+    ("OMP_WAIT_POLICY", "ACTIVE", "GOMP_SPINCOUNT"), ("GOMP_SPINCOUNT", "50", "GOMP_SPINCOUNT"),
+    ("OPENBLAS_THREAD_TIMEOUT", "30", "OPENBLAS_THREAD_TIMEOUT")])
+def test_a_users_own_setting_is_kept(name, value, kept_off):
+    seen = probe(**{name: value})
+    assert seen["at_numpy"][name] == seen["now"][name] == value
+    assert kept_off not in seen["set_by"]
+    assert seen["now"][kept_off] == (value if kept_off == name else None)
+    assert sorted(seen["set_by"]) == [n for n in NAMES if n != kept_off]
 
 
 def test_the_switch_sets_nothing():
     seen = probe(**{threads.SWITCH: "0"})
-    assert seen["now"] == {name: None for name in NAMES}
+    assert seen["now"] == {name: None for name in KNOBS}
     assert seen["set_by"] == []
 
 
 @pytest.mark.parametrize("environ, expected", [
     ({}, NAMES),
-    ({"OPENBLAS_THREAD_TIMEOUT": "30"}, ["OMP_WAIT_POLICY"]),
-    ({"OMP_WAIT_POLICY": "active", "OPENBLAS_THREAD_TIMEOUT": "8"}, []),
+    ({"OPENBLAS_THREAD_TIMEOUT": "30"}, ["GOMP_SPINCOUNT"]),
+    ({"OMP_WAIT_POLICY": "passive"}, ["OPENBLAS_THREAD_TIMEOUT"]),
+    ({"GOMP_SPINCOUNT": "0", "OPENBLAS_THREAD_TIMEOUT": "8"}, []),
     ({threads.SWITCH: "0"}, []),
-], ids=["none", "timeout-set", "both-set", "switched-off"])
+], ids=["none", "timeout-set", "policy-set", "both-set", "switched-off"])
 def test_apply_defaults(environ, expected):
     before = dict(environ)
     assert sorted(threads.apply_defaults(environ)) == expected
@@ -78,3 +85,14 @@ def test_settings_and_pools_are_described():
     assert [line for line in lines if line.startswith("setting:")] == [
         f"setting: {name}={value} ({who})" for name, value, who in threads.settings()]
     assert any(line.startswith("numba threading layer:") for line in lines)
+
+
+def test_numpy_imported_first_is_said_once_in_the_log():
+    code = ("import logging; logging.basicConfig(level=logging.INFO)\n"
+            "import numpy\nimport fastmlp\nimport importlib; importlib.reload(fastmlp)\n"
+            "from fastmlp import threads; print(threads.NUMPY_FIRST)")
+    environ = {k: v for k, v in os.environ.items() if k not in KNOBS and k != threads.SWITCH}
+    done = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.split() == ["True"]
+    assert done.stderr.count("numpy was imported before fastmlp") == 1
