@@ -119,7 +119,8 @@ def layer_paths(sizes, batch):
 def describe():
     """This process's machine kind and the thresholds it chose, for the report."""
     return dict(kind=KIND, **{name: CONSTANTS[name] for name in (
-        "TINY_GEMM", "SMALL_GEMM", "NARROW_GEMM", "NARROW_K", "MIN_LOOP_COLUMNS")})
+        "TINY_GEMM", "SMALL_GEMM", "NARROW_GEMM", "NARROW_K", "MIN_LOOP_COLUMNS", "TILE_ROWS",
+        "TILE_VECTOR_BYTES")})
 
 
 def narrow_pair(n_samples, layers, spec):
