@@ -16,12 +16,13 @@ import os
 import sys
 
 #: Environment variable -> the value fastmlp sets when the user has set none of the
-#: variables it is listed with in ``SAME_KNOB``. Both keep an idle thread spinning about
-#: 0.1 ms (the gaps between one call's parallel regions, and between a step's products),
-#: then it sleeps: the defaults spin ~15 ms (libgomp) and 2^28 cycles, ~0.1 s (OpenBLAS).
+#: variables it is listed with in ``SAME_KNOB``. The defaults spin ~15 ms (libgomp) and
+#: 2^28 cycles, ~0.1 s (OpenBLAS); NumPy's OpenBLAS 0.3.31 still burnt 1.7 ms of CPU after
+#: a call at 2^18 cycles, and 0.05 ms at 2^4 (docs/performance.md).
 DEFAULTS = {
-    "GOMP_SPINCOUNT": "2000",  # libgomp: pauses (~50 ns each) before a thread sleeps
-    "OPENBLAS_THREAD_TIMEOUT": "18",  # OpenBLAS (both copies): 2^18 cycles before it sleeps
+    # libgomp: ~0.1 ms of pauses, which bridge the gaps between one call's parallel regions
+    "GOMP_SPINCOUNT": "2000",
+    "OPENBLAS_THREAD_TIMEOUT": "4",  # OpenBLAS (both copies): 2^4 cycles, then it sleeps
 }
 #: The user's setting of any of these is theirs to make: fastmlp then sets nothing of it.
 SAME_KNOB = {"GOMP_SPINCOUNT": ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"),
