@@ -4,12 +4,13 @@ Three pools share the cores of a fastmlp program: OpenMP's (libgomp: ``matmul_bl
 both compiled backends), NumPy's OpenBLAS and SciPy's OpenBLAS (a second copy, which the
 compiled backends' BLAS calls use). By default each keeps its idle threads spinning after
 its last call (libgomp for ~300k pauses, OpenBLAS for 2^28 cycles, ~0.1 s), and a kernel
-called right after another pool's call shares its cores with those spinners: each side kept
-42-62% of its speed alone (docs/performance.md, bench/back_to_back.py). Each runtime reads
-its setting once, when it loads, so ``fastmlp`` sets them before it imports NumPy:
-``apply_defaults`` sets each of ``DEFAULTS`` the user has not set. A program that imports
-NumPy before fastmlp keeps NumPy's OpenBLAS spinning; set the variables in its environment
-instead. ``FASTMLP_THREAD_DEFAULTS=0`` sets nothing. Standard library only at import.
+called right after another pool's call shares its cores with those spinners (issue 12:
+each side kept 42-62% of its speed alone; bench/back_to_back.py, docs/performance.md).
+Each runtime reads its setting once, when it loads, so ``fastmlp`` sets them before it
+imports NumPy: ``apply_defaults`` sets each of ``DEFAULTS`` unless the user set that knob
+(``SAME_KNOB``). A program that imports NumPy before fastmlp keeps NumPy's OpenBLAS
+spinning; set the variables in its environment instead. ``FASTMLP_THREAD_DEFAULTS=0`` sets
+nothing. Standard library only at import.
 """
 import logging
 import os
