@@ -70,8 +70,9 @@ print(tuning.KIND, tuning.TILE_ROWS, tuning.TILE_VECTOR_BYTES)
 
 
 @pytest.mark.parametrize("kind", cpu.KINDS)
-def test_numba_blocked_tile_of_every_kind_agrees_with_numpy(kind):
-    environ = dict(os.environ, FASTMLP_MACHINE_KIND=kind)
+def test_numba_blocked_tile_of_every_kind_agrees_with_numpy(kind, tmp_path):
+    # An empty cache: Numba keys its entries on the kernel's file, not on tuning's tile.
+    environ = dict(os.environ, FASTMLP_MACHINE_KIND=kind, NUMBA_CACHE_DIR=str(tmp_path))
     code = f"SHAPES = {BLOCKED_SHAPES!r}\n" + BLOCKED_CHECK
     done = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
                           text=True)
