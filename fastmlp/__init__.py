@@ -3,6 +3,8 @@
 One MLP interface (``MLP``, ``optim``, ``datasets``) over interchangeable
 backends (``backends.available()``): pure Python, NumPy, Numba and Cython.
 """
+# First: the thread settings must be in the environment before NumPy loads OpenBLAS.
+from fastmlp import threads  # noqa: I001
 from fastmlp import backends, datasets, optim
 from fastmlp.history import History
 from fastmlp.model import MLP, DivergenceError

@@ -1,12 +1,15 @@
 """Promises of every compiled backend: no allocation in a training step, and both
 matrix-product paths (BLAS and the own blocked loop) right for any shape."""
+import os
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
 import pytest
 
 from fastmlp import MLP, datasets, optim
-from fastmlp.backends import contract, layout
+from fastmlp.backends import contract, cpu, layout, tuning
 
 
 @pytest.mark.parametrize("optimizer", [optim.RMSprop(lr=1e-3), optim.Adam(),
@@ -31,11 +34,13 @@ def test_training_step_allocates_no_numpy_arrays(compiled_backend, optimizer):
     assert grown == []
 
 
-# (m, k, n): edges of every tile and block size of the blocked loops (row tiles of 6,
-# column panels of 8 or 16, K blocks of at most 256).
-@pytest.mark.parametrize("shape", [(256, 784, 512), (5, 7, 3), (33, 17, 600), (1, 1, 1),
-                                   (5, 3, 7), (67, 129, 33), (7, 513, 17), (13, 257, 1)],
-                         ids=lambda s: "x".join(map(str, s)))
+# (m, k, n): edges of every tile and block size of the blocked loops (row tiles of 6 or 12,
+# column panels of 8, 16 or 32, K blocks of at most 256).
+BLOCKED_SHAPES = [(256, 784, 512), (5, 7, 3), (33, 17, 600), (1, 1, 1), (5, 3, 7), (67, 129, 33),
+                  (7, 513, 17), (13, 257, 1), (12, 5, 32), (25, 300, 65), (11, 40, 31)]
+
+
+@pytest.mark.parametrize("shape", BLOCKED_SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("kernel", ["matmul_blocked", "matmul_blas", "matmul"])
 def test_matmul_paths_agree_with_numpy(compiled_backend, kernel, shape, dtype):
     m, k, n = shape
@@ -45,6 +50,35 @@ def test_matmul_paths_agree_with_numpy(compiled_backend, kernel, shape, dtype):
     getattr(compiled_backend.raw, kernel)(A, B, out)
     np.testing.assert_allclose(out, A @ B, rtol=1e-4 if dtype == np.float32 else 1e-10,
                                atol=1e-3 if dtype == np.float32 else 1e-10)
+
+
+# Numba compiles the tile of the kind it is told (without its cache); the Cython extension
+# has the building machine's kind's (test_twins checks it is tuning.KIND's).
+BLOCKED_CHECK = """
+import numpy as np
+from fastmlp.backends import tuning
+from fastmlp.backends.numba import matmul_blocked
+rng = np.random.default_rng(0)
+for m, k, n in SHAPES:
+    for dtype in (np.float32, np.float64):
+        A, B = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(k, n)).astype(dtype)
+        out = np.full((m, n), np.nan, dtype)
+        matmul_blocked(A, B, out)
+        np.testing.assert_allclose(out, A @ B, rtol=1e-4, atol=1e-3)
+print(tuning.KIND, tuning.TILE_ROWS, tuning.TILE_VECTOR_BYTES)
+"""
+
+
+@pytest.mark.parametrize("kind", cpu.KINDS)
+def test_numba_blocked_tile_of_every_kind_agrees_with_numpy(kind, tmp_path):
+    # An empty cache: Numba keys its entries on the kernel's file, not on tuning's tile.
+    environ = dict(os.environ, FASTMLP_MACHINE_KIND=kind, NUMBA_CACHE_DIR=str(tmp_path))
+    code = f"SHAPES = {BLOCKED_SHAPES!r}\n" + BLOCKED_CHECK
+    done = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    tile = tuning.TILE_BY_KIND[kind]
+    assert done.stdout.split() == [kind, str(tile["TILE_ROWS"]), str(tile["TILE_VECTOR_BYTES"])]
 
 
 #: (n_samples, fan_in, fan_out): narrow inner dimensions and few output columns, where the

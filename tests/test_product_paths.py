@@ -90,6 +90,7 @@ def test_each_kind_takes_its_thresholds_and_the_documented_paths(kind):
         in_fresh_process(code, kind)
     assert described["kind"] == kind
     assert described["SMALL_GEMM"] == tuning.BY_KIND[kind]["SMALL_GEMM"]
+    assert {k: described[k] for k in tuning.TILE_BY_KIND[kind]} == tuning.TILE_BY_KIND[kind]
     small = "loop" if tuning.BY_KIND[kind]["SMALL_GEMM"] > 32000 else "blas"
     assert (digits_h_w2, digits_dw2) == (small, small)
     assert (tiny, spiral_x_w1, spiral_h_w2) == ("loop", "narrow_k", "narrow_n")

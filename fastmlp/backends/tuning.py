@@ -44,14 +44,20 @@ DOT_COLUMNS = 4
 STACK_ITEMS = 4096
 #: Rows of B packed at once by the blocked product: the packed block stays in L2.
 PACK_ROWS = 256
-#: Rows of the blocked product's register tile: its 2 * TILE_ROWS vector sums and two
-#: vectors of B fit the 16 vector registers of AVX2.
-TILE_ROWS = 6
-#: Bytes of the vector registers the tiles are written for (AVX2's, which every x86-64
-#: machine with AVX2 or AVX-512 runs).
+#: Per kind, the blocked product's register tile: TILE_ROWS rows of two vectors of
+#: TILE_VECTOR_BYTES. Its 2 * TILE_ROWS vector sums, two vectors of B and a broadcast fit
+#: the registers: AVX-512's 32 of 64 bytes, AVX2's 16 of 32 (the fallback's too: a machine
+#: without AVX2 splits each vector in two).
+TILE_BY_KIND = {"avx512": {"TILE_ROWS": 12, "TILE_VECTOR_BYTES": 64},
+                "avx2": {"TILE_ROWS": 6, "TILE_VECTOR_BYTES": 32},
+                "generic": {"TILE_ROWS": 6, "TILE_VECTOR_BYTES": 32}}
+TILE_ROWS = TILE_BY_KIND[KIND]["TILE_ROWS"]
+TILE_VECTOR_BYTES = TILE_BY_KIND[KIND]["TILE_VECTOR_BYTES"]
+#: Bytes of the vector registers the other vector loops are written for (AVX2's, which
+#: every x86-64 machine with AVX2 or AVX-512 runs).
 VECTOR_BYTES = 32
 #: Columns of the widest register tile (two vectors of float32): the edge scratch's width.
-TILE_COLUMNS_MAX = 2 * VECTOR_BYTES // 4
+TILE_COLUMNS_MAX = 2 * TILE_VECTOR_BYTES // 4
 
 #: Paths of a matrix product, as ``gemm_path`` returns them.
 GEMM_PATHS = ("loop", "narrow_k", "narrow_n", "blas")
@@ -60,7 +66,7 @@ LOOP_PATH, NARROW_K_PATH, NARROW_N_PATH, BLAS_PATH = range(4)
 
 def tile_columns(itemsize):
     """Columns of the register tile for elements of ``itemsize`` bytes: two vectors."""
-    return 2 * VECTOR_BYTES // itemsize
+    return 2 * TILE_VECTOR_BYTES // itemsize
 
 
 def dot_padded(n):
@@ -113,7 +119,8 @@ def layer_paths(sizes, batch):
 def describe():
     """This process's machine kind and the thresholds it chose, for the report."""
     return dict(kind=KIND, **{name: CONSTANTS[name] for name in (
-        "TINY_GEMM", "SMALL_GEMM", "NARROW_GEMM", "NARROW_K", "MIN_LOOP_COLUMNS")})
+        "TINY_GEMM", "SMALL_GEMM", "NARROW_GEMM", "NARROW_K", "MIN_LOOP_COLUMNS", "TILE_ROWS",
+        "TILE_VECTOR_BYTES")})
 
 
 def narrow_pair(n_samples, layers, spec):
@@ -135,7 +142,7 @@ def narrow_pair(n_samples, layers, spec):
 CONSTANTS = {name: globals()[name] for name in (
     "TINY_GEMM", "SMALL_GEMM", "NARROW_GEMM", "NARROW_K", "MIN_LOOP_COLUMNS", "DOT_COLUMNS",
     "STACK_ITEMS", "PACK_ROWS", "TILE_ROWS", "TILE_COLUMNS_MAX", "VECTOR_BYTES", "LOOP_PATH",
-    "NARROW_K_PATH", "NARROW_N_PATH", "BLAS_PATH")}
+    "NARROW_K_PATH", "NARROW_N_PATH", "BLAS_PATH", "TILE_VECTOR_BYTES")}
 #: The functions the Numba kernels call (compiled into them)...
 FUNCTIONS = (tile_columns, dot_padded, narrow_k_applies, gemm_path)
 #: ... and the C signatures under which setup.py gives their bodies, as they are, to the

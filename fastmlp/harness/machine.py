@@ -7,7 +7,12 @@ import sys
 from importlib import import_module, metadata
 
 from fastmlp.backends import tuning
+from fastmlp.threads import SAME_KNOB, SWITCH
 from fastmlp.harness.workloads import NETWORKS
+
+
+#: The thread variables fastmlp sets or leaves to the user (fastmlp.threads).
+THREAD_KNOBS = tuple(dict.fromkeys(n for names in SAME_KNOB.values() for n in names)) + (SWITCH,)
 
 
 def cpu_model():
@@ -75,5 +80,5 @@ def info():
                 load_at_start=load(),
                 blas=blas(), versions=versions(), product_paths=product_paths(),
                 env={k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                 "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")
-                     if k in os.environ})
+                                                 "NUMBA_NUM_THREADS", "MKL_NUM_THREADS",
+                                                 *THREAD_KNOBS) if k in os.environ})

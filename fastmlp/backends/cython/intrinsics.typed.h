@@ -57,8 +57,8 @@ static void FM_DOTS(const FM_REAL* a0, const FM_REAL* a1, const FM_REAL* bt, int
    2 * TILE_ROWS vector registers and stored straight from them (c has rows of ldc). */
 static void FM_TILE(const FM_REAL* a_pack, const FM_REAL* panel, int kc, FM_REAL* c, int ldc,
                  int accumulate) {
-    typedef FM_REAL vec __attribute__((vector_size(VECTOR_BYTES), aligned(sizeof(FM_REAL))));
-    enum { LANES = VECTOR_BYTES / sizeof(FM_REAL) };
+    typedef FM_REAL vec __attribute__((vector_size(TILE_VECTOR_BYTES), aligned(sizeof(FM_REAL))));
+    enum { LANES = TILE_VECTOR_BYTES / sizeof(FM_REAL) };
     vec lo[TILE_ROWS] = {0}, hi[TILE_ROWS] = {0};
     for (int p = 0; p < kc; p++) {
         vec b_lo = *(const vec*)(panel + 2 * LANES * p);

@@ -21,7 +21,7 @@ from numba.np.arrayobj import make_array, populate_array
 
 from fastmlp.backends import tuning
 from fastmlp.backends.cpu import kind_of
-from fastmlp.backends.tuning import STACK_ITEMS, TILE_ROWS, VECTOR_BYTES, tile_columns
+from fastmlp.backends.tuning import STACK_ITEMS, TILE_ROWS, TILE_VECTOR_BYTES, tile_columns
 
 FASTMATH = os.environ.get("FASTMLP_FASTMATH") == "1"
 
@@ -162,7 +162,7 @@ def _tile(typingctx, a_pack, b_pack, b_offset, depth, out, row, col, accumulate)
         a_arg, b_arg, b_offset, depth, out_arg, row, col, accumulate = args
         element = context.get_data_type(out.dtype)
         itemsize = context.get_abi_sizeof(element)
-        lanes = VECTOR_BYTES // itemsize
+        lanes = TILE_VECTOR_BYTES // itemsize
         vector = ir.VectorType(element, lanes)
         index = context.get_value_type(types.intp)
         a = make_array(a_pack)(context, builder, a_arg).data
