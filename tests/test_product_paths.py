@@ -22,7 +22,8 @@ SHAPES = {
                (33, 4, 64, True, False), (5, 4, 3, False, False)],
     NARROW_N: [(300, 100, 3, False, False), (100, 300, 3, True, False), (7, 5, 1, False, False),
                (13, 9, 7, False, True), (33, 17, 5, True, True)],
-    BLAS: [(32, 100, 10, False, False), (64, 32, 100, True, False), (32, 10, 100, False, True)],
+    BLAS: [(32, 100, 10, False, False), (64, 32, 100, True, False), (32, 10, 100, False, True),
+           (16, 100, 64, False, True)],  # B.T over STACK_ITEMS: not copied (tuning.COPY_BT)
 }
 CASES = [(path, shape) for path, shapes in SHAPES.items() for shape in shapes]
 
@@ -91,6 +92,7 @@ def test_each_kind_takes_its_thresholds_and_the_documented_paths(kind):
     assert described["kind"] == kind
     assert described["SMALL_GEMM"] == tuning.BY_KIND[kind]["SMALL_GEMM"]
     assert {k: described[k] for k in tuning.TILE_BY_KIND[kind]} == tuning.TILE_BY_KIND[kind]
+    assert described["COPY_BT"] == tuning.BY_KIND[kind]["COPY_BT"]
     small = "loop" if tuning.BY_KIND[kind]["SMALL_GEMM"] > 32000 else "blas"
     assert (digits_h_w2, digits_dw2) == (small, small)
     assert (tiny, spiral_x_w1, spiral_h_w2) == ("loop", "narrow_k", "narrow_n")

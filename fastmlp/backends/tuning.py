@@ -23,15 +23,20 @@ KIND = machine_kind()
 #: SkylakeX kernels, on an Ice Lake Xeon): their small-matrix kernels beat the i-k-j loop at
 #: every size. AVX2 (Haswell/Zen kernels, on AMD EPYC), and the fallback: the loop wins
 #: below 65536 multiply-adds. The other values were measured on AMD (on Ice Lake, narrow_k
-#: still wins and narrow_n about ties: docs/performance.md).
-BY_KIND = {"avx512": {"SMALL_GEMM": 0}, "avx2": {"SMALL_GEMM": 65536},
-           "generic": {"SMALL_GEMM": 65536}}
+#: still wins and narrow_n about ties: docs/performance.md). ``COPY_BT``: SkylakeX has no
+#: small kernel for B transposed (dX = dZ @ W.T), so a B.T that fits the stack is copied.
+BY_KIND = {"avx512": {"SMALL_GEMM": 0, "COPY_BT": 1},
+           "avx2": {"SMALL_GEMM": 65536, "COPY_BT": 0},
+           "generic": {"SMALL_GEMM": 65536, "COPY_BT": 0}}
 
 #: Below this many multiply-adds (m * k * n) a plain loop, whatever the layouts, beats
 #: the ~0.2 us a BLAS call costs; from here up the other paths beat it (bench/tiny_gemm.py).
 TINY_GEMM = 1024
 #: Below this size the i-k-j loop (it vectorises along B's rows) beats BLAS (``BY_KIND``).
 SMALL_GEMM = BY_KIND[KIND]["SMALL_GEMM"]
+#: Whether a BLAS product with B transposed copies B.T (at most STACK_ITEMS) to the stack
+#: first, for BLAS's kernels of untransposed B (``BY_KIND``).
+COPY_BT = BY_KIND[KIND]["COPY_BT"]
 #: Below this size the narrow loops beat BLAS (they win at ~256k, tie at ~1M).
 NARROW_GEMM = 1 << 19
 #: Inner dimensions up to this take the narrow-k loop: one pass over each row of out.
@@ -120,7 +125,7 @@ def describe():
     """This process's machine kind and the thresholds it chose, for the report."""
     return dict(kind=KIND, **{name: CONSTANTS[name] for name in (
         "TINY_GEMM", "SMALL_GEMM", "NARROW_GEMM", "NARROW_K", "MIN_LOOP_COLUMNS", "TILE_ROWS",
-        "TILE_VECTOR_BYTES")})
+        "TILE_VECTOR_BYTES", "COPY_BT")})
 
 
 def narrow_pair(n_samples, layers, spec):
@@ -142,7 +147,7 @@ def narrow_pair(n_samples, layers, spec):
 CONSTANTS = {name: globals()[name] for name in (
     "TINY_GEMM", "SMALL_GEMM", "NARROW_GEMM", "NARROW_K", "MIN_LOOP_COLUMNS", "DOT_COLUMNS",
     "STACK_ITEMS", "PACK_ROWS", "TILE_ROWS", "TILE_COLUMNS_MAX", "VECTOR_BYTES", "LOOP_PATH",
-    "NARROW_K_PATH", "NARROW_N_PATH", "BLAS_PATH", "TILE_VECTOR_BYTES")}
+    "NARROW_K_PATH", "NARROW_N_PATH", "BLAS_PATH", "TILE_VECTOR_BYTES", "COPY_BT")}
 #: The functions the Numba kernels call (compiled into them)...
 FUNCTIONS = (tile_columns, dot_padded, narrow_k_applies, gemm_path)
 #: ... and the C signatures under which setup.py gives their bodies, as they are, to the

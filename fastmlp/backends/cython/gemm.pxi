@@ -215,6 +215,12 @@ cdef void gemm_on_path(int path, bint trans_a, bint trans_b, int m, int n, int k
                 for j in range(n):
                     c_row[j] += a * b_row[j]
         return
+    cdef floating BT[STACK_ITEMS]
+    if trans_b and COPY_BT and k * n <= STACK_ITEMS:  # for BLAS's small kernels (tuning.py)
+        for p in range(k):
+            for j in range(n):
+                BT[p * n + j] = B[j * ldb + p]
+        B, ldb, trans_b = BT, n, False
     # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T.
     cdef char* ta = "T" if trans_b else "N"
     cdef char* tb = "T" if trans_a else "N"

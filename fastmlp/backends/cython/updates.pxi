@@ -58,23 +58,29 @@ cdef void adam_update_c(floating* param, const floating* grad, floating* state, 
                  double bias_correction2_sqrt, double weight_decay, bint amsgrad) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating g, wd = weight_decay, b1 = beta1, b2 = beta2, rest1 = 1 - beta1
-    cdef floating rest2 = 1 - beta2, size = step_size, correction = bias_correction2_sqrt
-    cdef floating eps_ = eps
+    cdef floating rest2 = 1 - beta2, size = step_size
+    cdef floating eps_ = eps, inverse = 1 / bias_correction2_sqrt
     cdef floating* exp_avg = state
     cdef floating* exp_avg_sq = state + n
     cdef floating* max_exp_avg_sq = state + 2 * n
-    cdef floating* second = exp_avg_sq
+    cdef floating m, v
+    if not amsgrad:  # the default, as one branch-free loop: one sqrt and one division each
+        for i in range(n):
+            g = grad[i] + wd * param[i]
+            m = b1 * exp_avg[i] + rest1 * g
+            v = b2 * exp_avg_sq[i] + rest2 * g * g
+            exp_avg[i], exp_avg_sq[i] = m, v
+            param[i] -= size * m / (root(v) * inverse + eps_)
+        return
     # Three loops, each without a branch, so that GCC vectorises them (as numba's).
     for i in range(n):
         g = grad[i] + wd * param[i]
         exp_avg[i] = b1 * exp_avg[i] + rest1 * g
         exp_avg_sq[i] = b2 * exp_avg_sq[i] + rest2 * g * g
-    if amsgrad:
-        for i in range(n):
-            max_exp_avg_sq[i] = max(max_exp_avg_sq[i], exp_avg_sq[i])
-        second = max_exp_avg_sq
     for i in range(n):
-        param[i] -= size * exp_avg[i] / (root(second[i]) / correction + eps_)
+        max_exp_avg_sq[i] = max(max_exp_avg_sq[i], exp_avg_sq[i])
+    for i in range(n):
+        param[i] -= size * exp_avg[i] / (root(max_exp_avg_sq[i]) * inverse + eps_)
 
 
 cdef void adagrad_update_c(floating* param, const floating* grad, floating* state_sum, Py_ssize_t n,

@@ -8,7 +8,8 @@ from numba import literally
 
 from fastmlp.backends.numba.intrinsics import (contract_jit, copy_into, jit, reassoc_jit,
                                                stack_matrix)
-from fastmlp.backends.tuning import LOOP_PATH, NARROW_K_PATH, NARROW_N_PATH, gemm_path
+from fastmlp.backends.tuning import (COPY_BT, LOOP_PATH, NARROW_K_PATH, NARROW_N_PATH,
+                                     STACK_ITEMS, gemm_path)
 
 
 @jit
@@ -230,6 +231,12 @@ def gemm_on_path(path, A, B, out):
             narrow_n_transposed_a(A.T, B, out)
     elif path == LOOP_PATH:
         gemm_loop(A, B, out)
+    elif COPY_BT and not B.flags.c_contiguous and B.size <= STACK_ITEMS:
+        BT = stack_matrix(out, B.shape[0], B.shape[1])  # for BLAS's small kernels (tuning.py)
+        for p in range(B.shape[0]):
+            for j in range(B.shape[1]):
+                BT[p, j] = B[p, j]
+        np.dot(A, BT, out)
     else:
         np.dot(A, B, out)
 

@@ -63,20 +63,25 @@ def adam_update(param, grad, state, step_size, beta1, beta2, eps, bias_correctio
     wd, b1, b2 = (in_precision_of(param, weight_decay), in_precision_of(param, beta1),
                   in_precision_of(param, beta2))
     rest1, rest2 = in_precision_of(param, 1 - beta1), in_precision_of(param, 1 - beta2)
+    size, inverse, eps_ = (in_precision_of(param, step_size),
+                           in_precision_of(param, 1 / bias_correction2_sqrt),
+                           in_precision_of(param, eps))
+    if not amsgrad:  # the default, as one vectorisable loop: one sqrt and one division each
+        for i in range(param.size):
+            g = grad[i] + wd * param[i]
+            m = b1 * exp_avg[i] + rest1 * g
+            v = b2 * exp_avg_sq[i] + rest2 * g * g
+            exp_avg[i], exp_avg_sq[i] = m, v
+            param[i] -= size * m / (math.sqrt(v) * inverse + eps_)
+        return
     for i in range(param.size):
         g = grad[i] + wd * param[i]
         exp_avg[i] = b1 * exp_avg[i] + rest1 * g
         exp_avg_sq[i] = b2 * exp_avg_sq[i] + rest2 * g * g
-    second = exp_avg_sq
-    if amsgrad:
-        for i in range(param.size):
-            max_exp_avg_sq[i] = max(max_exp_avg_sq[i], exp_avg_sq[i])
-        second = max_exp_avg_sq
-    size, correction, eps_ = (in_precision_of(param, step_size),
-                              in_precision_of(param, bias_correction2_sqrt),
-                              in_precision_of(param, eps))
     for i in range(param.size):
-        param[i] -= size * exp_avg[i] / (math.sqrt(second[i]) / correction + eps_)
+        max_exp_avg_sq[i] = max(max_exp_avg_sq[i], exp_avg_sq[i])
+    for i in range(param.size):
+        param[i] -= size * exp_avg[i] / (math.sqrt(max_exp_avg_sq[i]) * inverse + eps_)
 
 
 @jit
