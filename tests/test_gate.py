@@ -76,6 +76,38 @@ def test_intervals_cover_the_true_ratio_at_their_level(paired):
     assert 0.92 <= covered / 400 <= 0.995  # 95% nominal (exact levels: 96.1% and 95.0%)
 
 
+def drifting_pairs(rng, ratio, n=10, drift=0.3, sigma=0.06):
+    """``n`` pairs of timings of a shared machine: each pair's speed drifts (``drift``,
+    shared by its two processes), each process adds its own noise (``sigma``)."""
+    speed = lognormal(rng, 1e-4, drift, n)
+    return speed * lognormal(rng, 1, sigma, n), speed * lognormal(rng, ratio, sigma, n)
+
+
+def test_a_25_percent_slowdown_between_drifting_pairs_is_slower_and_aa_is_not():
+    rng = np.random.default_rng(9)
+    slowed = [stats.ratio(*drifting_pairs(rng, 1.25), True, 0.15) for _ in range(200)]
+    same = [stats.ratio(*drifting_pairs(rng, 1.0), True, 0.15) for _ in range(200)]
+    assert sum(r["verdict"] == "slower" for r in slowed) >= 196
+    assert sum(r["fails"] for r in slowed) < sum(r["verdict"] == "slower" for r in slowed)
+    assert all(r["fails"] == (r["verdict"] == "slower" and r["low"] > 1.15) for r in slowed)
+    assert sum(r["verdict"] == "slower" for r in same) <= 5  # under 2.5% expected
+    assert not any(r["fails"] for r in same)
+    # the pairing is what removes the drift: unpaired, the same samples rarely decide
+    unpaired = [stats.ratio(*drifting_pairs(rng, 1.25), False, 0.15) for _ in range(200)]
+    assert sum(r["verdict"] == "slower" for r in unpaired) < 100
+
+
+def test_slower_needs_both_significance_and_the_threshold():
+    assert stats.verdict(1.25, (1.05, 1.4), 0.15) == "slower"  # significant, beyond 15%
+    assert stats.verdict(1.25, (0.98, 1.4), 0.15) == "inconclusive"  # not significant
+    assert stats.verdict(1.10, (1.05, 1.14), 0.15) == "same"  # significant but small
+    assert stats.verdict(1.12, (1.05, 1.20), 0.15) == "inconclusive"
+    assert stats.verdict(0.8, (0.7, 0.95), 0.15) == "faster"
+    assert stats.verdict(1.3, None, 0.15) == "inconclusive"
+    assert not stats.beyond(dict(verdict="slower", low=1.05), 0.15)
+    assert stats.beyond(dict(verdict="slower", low=1.16), 0.15)
+
+
 # ---------------------------------------------------------------- comparisons
 
 def process(seconds, alloc=200, rss=100 * 2 ** 20, calibration=1e-3):
