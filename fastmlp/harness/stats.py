@@ -1,9 +1,9 @@
 """Ratios of timings with distribution-free confidence intervals, and the gate's verdicts.
 
-A sample is one process's figure for a case (its fastest or median round) (rounds within a process are
-not independent: they share its memory layout, caches and the load of the
-moment, so the process is the unit). Timings are compared on the log scale,
-where a slowdown by a factor is a shift.
+A sample is one process's figure for a case, its fastest or its median round
+(rounds within a process are not independent: they share its memory layout,
+caches and the load of the moment, so the process is the unit). Timings are
+compared on the log scale, where a slowdown by a factor is a shift.
 
 - Paired processes (``--against``, ``--aa``: A B A B ..., pair i is the i-th A
   and the i-th B, run back to back): the Hodges-Lehmann estimate of the log
