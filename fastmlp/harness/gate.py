@@ -227,8 +227,8 @@ def lines(result, names=("A", "B"), show="moved"):
                f"{stats.CONFIDENCE:.0%} intervals over {n} {'pairs of ' * result['paired']}"
                f"processes, threshold +{result['threshold']:.0%}: "
                + ", ".join(f"{counts[v]} {v}" for v in stats.VERDICTS)
-               + f" ({sum(r['fails'] for r in result['rows'])} SLOWER: the whole interval above "
-               f"the threshold, failing); {sum(bool(r['memory']) for r in result['rows'])} "
+               + f" ({sum(r['fails'] for r in result['rows'])} failing: the whole interval "
+               f"above the threshold); {sum(bool(r['memory']) for r in result['rows'])} "
                "memory regressions")
     return out
 
