@@ -134,6 +134,20 @@ def test_compare_reports_the_slowed_case_and_fails():
     assert "SLOWER" in text and "step/a/1/f32@numpy" in text and "1 slower" in text
 
 
+def test_a_slower_case_within_the_noise_of_the_threshold_is_listed_and_passes():
+    rng = np.random.default_rng(10)
+    a = side(rng, n=10)
+    b = [process({"step/a/1/f32@numpy": p["cases"]["step/a/1/f32@numpy"]["min_s"] * s,
+                  "step/b/1/f32@numpy": p["cases"]["step/b/1/f32@numpy"]["min_s"]})
+         for p, s in zip(a, lognormal(rng, 1.2, 0.08, 10))]
+    result = gate.compare(a, b, 0.15)
+    row = next(r for r in result["rows"] if r["case"] == "step/a/1/f32@numpy")
+    assert row["verdict"] == "slower" and row["low"] < 1.15 < row["ratio"] and not row["fails"]
+    assert not gate.failed(result)
+    text = "\n".join(gate.lines(result))
+    assert "SLOWER" not in text and "1 slower" in text and "(0 failing" in text
+
+
 def test_a_call_that_starts_allocating_fails_whatever_its_time():
     rng = np.random.default_rng(4)
     result = gate.compare(side(rng), side(rng, alloc=200 + 4096), 0.15)
