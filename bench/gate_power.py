@@ -139,12 +139,13 @@ def gate(tree, args, out):
     """One ``fastmlp bench`` run of ``tree``: ``(exit status, seconds, {case: row})``, each
     row the case's ``verdict``, ``fails``, ``ratio``, ``low`` and ``high``."""
     env = dict(os.environ, PYTHONPATH=str(tree))
+    out.unlink(missing_ok=True)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "fastmlp", "bench", "--quick", "--no-progress",
                            "--dir", str(POWER), "--json", str(out), *args],
                           cwd=tree, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    if done.returncode not in (0, 1):
+    if done.returncode not in (0, 1) or not out.is_file():
         raise SystemExit(f"gate_power: the gate failed: {done.stderr.strip()}")
     rows = {b["name"]: {f: b["extra_info"].get(f) for f in FIELDS}
             for b in json.loads(out.read_text())["benchmarks"]}

@@ -158,7 +158,8 @@ class Worker:
         for pattern in patterns:
             command += ["--case", pattern]
         self.stderr = open(os.path.join(self.folder.name, "stderr"), "w+")
-        self.process = subprocess.Popen(command, cwd=self.root, text=True, stdin=subprocess.PIPE,
+        stdin = subprocess.PIPE if serve else subprocess.DEVNULL  # a warm-up reads no turns
+        self.process = subprocess.Popen(command, cwd=self.root, text=True, stdin=stdin,
                                         stdout=subprocess.PIPE, stderr=self.stderr,
                                         env=dict(os.environ, PYTHONPATH=str(self.root)))
 
