@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,22 @@ def test_slower_needs_both_significance_and_the_threshold():
     assert stats.verdict(1.3, None, 0.15) == "inconclusive"
     assert not stats.beyond(dict(verdict="slower", low=1.05), 0.15)
     assert stats.beyond(dict(verdict="slower", low=1.16), 0.15)
+
+
+def test_a_fast_call_preempted_twice_is_still_timed_in_rounds_of_many_calls():
+    from fastmlp.harness import timing
+
+    calls = []
+
+    def fn():  # the first call and the first probe are slow, as when preempted
+        calls.append(1)
+        if len(calls) <= 2:
+            time.sleep(3 * timing.ROUND_SECONDS)
+
+    timer = timing.Timer(fn, budget=0.05)
+    assert timer.inner > 10 and timer.samples == []
+    slow = timing.Timer(lambda: time.sleep(1.5 * timing.ROUND_SECONDS), budget=0.05)
+    assert slow.inner == 1 and len(slow.samples) == timing.PROBES
 
 
 # ---------------------------------------------------------------- comparisons
