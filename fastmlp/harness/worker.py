@@ -28,7 +28,7 @@ SLOW_BACKENDS, SLOW_LIMIT_S = ("python",), 0.05
 MEMORY_CALLS = 3
 #: Multiples of the budget by case group: the training steps, what the gate is mostly for,
 #: get more rounds per process, so their per-process fastest round is steadier under load.
-WEIGHTS = {"step": 4}
+WEIGHTS = {"step": 2}
 
 
 def _load(name):
