@@ -121,6 +121,8 @@ def test_a_fast_call_preempted_twice_is_still_timed_in_rounds_of_many_calls():
 
     timer = timing.Timer(fn, budget=0.05)
     assert timer.inner > 10 and timer.samples == []
+    calls[:] = [1]  # now the first call sizing a round is the preempted one
+    assert timing._calls_per_round(fn) > 10
     slow = timing.Timer(lambda: time.sleep(1.5 * timing.ROUND_SECONDS), budget=0.05)
     assert slow.inner == 1 and len(slow.samples) == timing.PROBES
 

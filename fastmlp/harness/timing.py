@@ -15,9 +15,9 @@ from contextlib import contextmanager
 import numpy as np
 
 ROUND_SECONDS = 2e-3  # target length of one timed round
-#: Calls that must all be slower than a round before a callable is timed one call a round:
-#: on a busy machine one 30 us call preempted for 2 ms would otherwise turn every round of
-#: it into a single call.
+#: Calls that must all be slower than a round before a callable is timed one call a round,
+#: and tries at sizing a round: on a busy machine one 30 us call preempted for 2 ms would
+#: otherwise turn every round of it into a single call.
 PROBES = 3
 
 
@@ -136,17 +136,20 @@ def _timed(fn):
     return time.perf_counter() - t0
 
 
-def _calls_per_round(fn):
+def _calls_per_round(fn, tries=PROBES):
     """Calls per round so that a round lasts about ``ROUND_SECONDS``.
 
-    Runs ``fn`` for about half a round, which also warms caches after the first call.
+    Runs ``fn`` for about half a round, ``tries`` times, and keeps the fastest (a try
+    preempted on a busy machine would make rounds of one call); this also warms caches.
     """
-    calls, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < ROUND_SECONDS / 2:
-        fn()
-        calls += 1
-    per_call = (time.perf_counter() - t0) / calls
-    return max(1, int(ROUND_SECONDS / per_call))
+    fastest = float("inf")
+    for _ in range(tries):
+        calls, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < ROUND_SECONDS / 2:
+            fn()
+            calls += 1
+        fastest = min(fastest, (time.perf_counter() - t0) / calls)
+    return max(1, int(ROUND_SECONDS / fastest))
 
 
 def summarize(samples, first=float("nan"), inner=1):
