@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,56 @@ def test_intervals_cover_the_true_ratio_at_their_level(paired):
     assert 0.92 <= covered / 400 <= 0.995  # 95% nominal (exact levels: 96.1% and 95.0%)
 
 
+def drifting_pairs(rng, ratio, n=10, drift=0.3, sigma=0.06):
+    """``n`` pairs of timings of a shared machine: each pair's speed drifts (``drift``,
+    shared by its two processes), each process adds its own noise (``sigma``)."""
+    speed = lognormal(rng, 1e-4, drift, n)
+    return speed * lognormal(rng, 1, sigma, n), speed * lognormal(rng, ratio, sigma, n)
+
+
+def test_a_25_percent_slowdown_between_drifting_pairs_is_slower_and_aa_is_not():
+    rng = np.random.default_rng(9)
+    slowed = [stats.ratio(*drifting_pairs(rng, 1.25), True, 0.15) for _ in range(200)]
+    same = [stats.ratio(*drifting_pairs(rng, 1.0), True, 0.15) for _ in range(200)]
+    assert sum(r["verdict"] == "slower" for r in slowed) >= 196
+    assert sum(r["fails"] for r in slowed) < sum(r["verdict"] == "slower" for r in slowed)
+    assert all(r["fails"] == (r["verdict"] == "slower" and r["low"] > 1.15) for r in slowed)
+    assert sum(r["verdict"] == "slower" for r in same) <= 5  # under 2.5% expected
+    assert not any(r["fails"] for r in same)
+    # the pairing is what removes the drift: unpaired, the same samples rarely decide
+    unpaired = [stats.ratio(*drifting_pairs(rng, 1.25), False, 0.15) for _ in range(200)]
+    assert sum(r["verdict"] == "slower" for r in unpaired) < 100
+
+
+def test_slower_needs_both_significance_and_the_threshold():
+    assert stats.verdict(1.25, (1.05, 1.4), 0.15) == "slower"  # significant, beyond 15%
+    assert stats.verdict(1.25, (0.98, 1.4), 0.15) == "inconclusive"  # not significant
+    assert stats.verdict(1.10, (1.05, 1.14), 0.15) == "same"  # significant but small
+    assert stats.verdict(1.12, (1.05, 1.20), 0.15) == "inconclusive"
+    assert stats.verdict(0.8, (0.7, 0.95), 0.15) == "faster"
+    assert stats.verdict(1.3, None, 0.15) == "inconclusive"
+    assert not stats.beyond(dict(verdict="slower", low=1.05), 0.15)
+    assert stats.beyond(dict(verdict="slower", low=1.16), 0.15)
+
+
+def test_a_fast_call_preempted_twice_is_still_timed_in_rounds_of_many_calls():
+    from fastmlp.harness import timing
+
+    calls = []
+
+    def fn():  # the first call and the first probe are slow, as when preempted
+        calls.append(1)
+        if len(calls) <= 2:
+            time.sleep(3 * timing.ROUND_SECONDS)
+
+    timer = timing.Timer(fn, budget=0.05)
+    assert timer.inner > 10 and timer.samples == []
+    calls[:] = [1]  # now the first call sizing a round is the preempted one
+    assert timing._calls_per_round(fn) > 10
+    slow = timing.Timer(lambda: time.sleep(1.5 * timing.ROUND_SECONDS), budget=0.05)
+    assert slow.inner == 1 and len(slow.samples) == timing.PROBES
+
+
 # ---------------------------------------------------------------- comparisons
 
 def process(seconds, alloc=200, rss=100 * 2 ** 20, calibration=1e-3):
@@ -100,6 +151,20 @@ def test_compare_reports_the_slowed_case_and_fails():
     assert gate.failed(result)
     text = "\n".join(gate.lines(result, ("REF main", "the working tree")))
     assert "SLOWER" in text and "step/a/1/f32@numpy" in text and "1 slower" in text
+
+
+def test_a_slower_case_within_the_noise_of_the_threshold_is_listed_and_passes():
+    rng = np.random.default_rng(10)
+    a = side(rng, n=10)
+    b = [process({"step/a/1/f32@numpy": p["cases"]["step/a/1/f32@numpy"]["min_s"] * s,
+                  "step/b/1/f32@numpy": p["cases"]["step/b/1/f32@numpy"]["min_s"]})
+         for p, s in zip(a, lognormal(rng, 1.2, 0.08, 10))]
+    result = gate.compare(a, b, 0.15)
+    row = next(r for r in result["rows"] if r["case"] == "step/a/1/f32@numpy")
+    assert row["verdict"] == "slower" and row["low"] < 1.15 < row["ratio"] and not row["fails"]
+    assert not gate.failed(result)
+    text = "\n".join(gate.lines(result))
+    assert "SLOWER" not in text and "1 slower" in text and "(0 failing" in text
 
 
 def test_a_call_that_starts_allocating_fails_whatever_its_time():

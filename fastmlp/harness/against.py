@@ -158,7 +158,8 @@ class Worker:
         for pattern in patterns:
             command += ["--case", pattern]
         self.stderr = open(os.path.join(self.folder.name, "stderr"), "w+")
-        self.process = subprocess.Popen(command, cwd=self.root, text=True, stdin=subprocess.PIPE,
+        stdin = subprocess.PIPE if serve else subprocess.DEVNULL  # a warm-up reads no turns
+        self.process = subprocess.Popen(command, cwd=self.root, text=True, stdin=stdin,
                                         stdout=subprocess.PIPE, stderr=self.stderr,
                                         env=dict(os.environ, PYTHONPATH=str(self.root)))
 
@@ -235,21 +236,26 @@ def pair(sides, flip=False, **options):
             process.close()
 
 
-def warm_up(root, label, quick, only=None, patterns=()):
-    """One untimed process of the tree at ``root``: it fills the Numba cache if it is cold."""
-    warm = Worker(root, label, quick, 0.001, only, patterns, serve=False)
+def warm_up(sides, quick, only=None, patterns=()):
+    """One untimed process per tree of ``sides``, all at once: each fills its tree's Numba
+    cache if it is cold (an A/A run's two sides share one tree, and one cache)."""
+    trees = dict((Path(root).resolve(), label) for label, root in sides)
+    warm = []
     try:
-        warm.finish()
+        for root, label in trees.items():
+            warm.append(Worker(root, label, quick, 0.001, only, patterns, serve=False))
+        for process in warm:
+            process.finish()
     finally:
-        warm.close()
+        for process in warm:
+            process.close()
 
 
 def alternate(sides, processes, progress=None, **options):
-    """``{label: [worker documents]}``: an untimed warm-up process per side (it fills the
-    Numba cache if it is cold), then ``processes`` pairs (``pair``), which side turns
-    first alternating from one pair to the next."""
-    for label, root in sides:
-        warm_up(root, label, options["quick"], options.get("only"), options.get("patterns", ()))
+    """``{label: [worker documents]}``: the untimed warm-up processes (``warm_up``), then
+    ``processes`` pairs (``pair``), which side turns first alternating from one pair to
+    the next."""
+    warm_up(sides, options["quick"], options.get("only"), options.get("patterns", ()))
     runs = {label: [] for label, _ in sides}
     for i in range(processes):
         docs = pair(sides, flip=i % 2 == 1, memory=i < MEMORY_PROCESSES, **options)

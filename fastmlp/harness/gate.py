@@ -164,7 +164,7 @@ def compare(a, b, threshold=0.15, paired=True, metric="seconds", stat="min"):
         else:
             xs, ys = [x for x in xs if x], [y for y in ys if y]
         row = stats.ratio(xs, ys, paired, threshold) if xs and ys else dict(
-            ratio=math.nan, low=None, high=None, verdict="inconclusive", n=0)
+            ratio=math.nan, low=None, high=None, verdict="inconclusive", n=0, fails=False)
         rows.append(dict(row, case=case, memory=_memory(a, b, case),
                          a_s=float(np.median(xs)) if xs else math.nan,
                          b_s=float(np.median(ys)) if ys else math.nan))
@@ -183,7 +183,7 @@ def rss_regressed(result):
 def failed(result):
     """Exit status 1: a case slower with its whole interval above the threshold, or a
     memory regression."""
-    return any(r["verdict"] == "slower" or r["memory"] for r in result["rows"]) or \
+    return any(r["fails"] or r["memory"] for r in result["rows"]) or \
         rss_regressed(result)
 
 
@@ -198,7 +198,7 @@ ORDER = {"slower": 0, "inconclusive": 1, "faster": 2, "same": 3}
 
 
 def _rank(row):
-    return ORDER[row["verdict"]], -np.nan_to_num(row["ratio"])
+    return not row["fails"], ORDER[row["verdict"]], -np.nan_to_num(row["ratio"])
 
 
 def lines(result, names=("A", "B"), show="moved"):
@@ -207,7 +207,7 @@ def lines(result, names=("A", "B"), show="moved"):
     unit = "x calibration" if result["metric"] == "normalized" else "s"
     for r in sorted(result["rows"], key=_rank):
         if show == "all" or r["verdict"] != "same" or r["memory"]:
-            verdict = "SLOWER" if r["verdict"] == "slower" else r["verdict"]
+            verdict = "SLOWER" if r["fails"] else r["verdict"]
             out.append(f"{verdict:>12}  {r['ratio']:6.3f}x {_interval(r):>16}  {r['case']}  "
                        f"({r['a_s']:.4g} -> {r['b_s']:.4g} {unit})")
         if r["memory"]:
@@ -227,7 +227,9 @@ def lines(result, names=("A", "B"), show="moved"):
                f"{stats.CONFIDENCE:.0%} intervals over {n} {'pairs of ' * result['paired']}"
                f"processes, threshold +{result['threshold']:.0%}: "
                + ", ".join(f"{counts[v]} {v}" for v in stats.VERDICTS)
-               + f"; {sum(bool(r['memory']) for r in result['rows'])} memory regressions")
+               + f" ({sum(r['fails'] for r in result['rows'])} failing: the whole interval "
+               f"above the threshold); {sum(bool(r['memory']) for r in result['rows'])} "
+               "memory regressions")
     return out
 
 

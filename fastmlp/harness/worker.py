@@ -26,6 +26,9 @@ HERE = Path(__file__).resolve().parent
 #: most ``SLOW_LIMIT_S`` (longer ones would take most of a gate's minutes).
 SLOW_BACKENDS, SLOW_LIMIT_S = ("python",), 0.05
 MEMORY_CALLS = 3
+#: Multiples of the budget by case group: the training steps, what the gate is mostly for,
+#: get more rounds per process, so their per-process fastest round is steadier under load.
+WEIGHTS = {"step": 2}
 
 
 def _load(name):
@@ -93,9 +96,10 @@ def start(timing, quick, budget, only=None, patterns=()):
                     or not case.applies(name):
                 continue
             slow = name in SLOW_BACKENDS
+            share = budget * (1 if slow else WEIGHTS.get(case.group, 1))
             try:
                 fn = case.build(name)
-                started[case_id] = fn, timing.Timer(fn, budget, 3 if slow else 5,
+                started[case_id] = fn, timing.Timer(fn, share, 3 if slow else 5,
                                                     SLOW_LIMIT_S if slow else None)
             except timing.TooSlow as error:
                 out["skipped"][case_id] = f"too slow: {error}"
