@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,28 @@ def test_a_read_only_install_caches_in_the_user_cache_dir(open_tmp):
     assert second == {"hits": 1, "misses": 0}  # the second process loaded it from disk
     assert not list(site.rglob("*.nbi"))  # not in the read-only package...
     assert list((home / ".cache" / "numba").rglob("*.nbi"))  # ... in the user's cache dir
+
+
+def test_an_edit_of_another_backend_module_recompiles_a_cached_kernel(tmp_path):
+    # Numba's own stamp hashes the kernel's file only: updates.py unchanged, an edited
+    # tuning.py (which it may call) would load the old machine code.
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "fastmlp", site / "fastmlp",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.c"))
+    env = dict(cache_env(tmp_path / "cache"), PYTHONPATH=str(site))
+    run = partial(python, UPDATE, env=env, cwd=tmp_path)  # cwd: not this checkout's fastmlp
+    assert run()[0] == {"hits": 0, "misses": 1}
+    assert run()[0] == {"hits": 1, "misses": 0}
+    with open(site / "fastmlp" / "backends" / "tuning.py", "a") as tuning:
+        tuning.write("\n# an edit\n")
+    assert run()[0] == {"hits": 0, "misses": 1}
+
+
+def test_every_numba_kernel_caches_with_the_whole_backend_stamp():
+    from fastmlp.backends import contract, numba as numba_backend
+    from fastmlp.backends.numba.intrinsics import WholeBackendStamp
+
+    for name in contract.KERNEL_NAMES:
+        dispatcher = getattr(numba_backend, name)
+        if hasattr(dispatcher, "_cache"):  # the composed ones are Python functions
+            assert isinstance(dispatcher._cache._impl._locator, WholeBackendStamp), name

@@ -9,12 +9,14 @@ of the blocked product (``tile``) and a copy between arrays of one shape (``copy
 NumPy reference in the last bits) and without the disk cache; the default keeps IEEE
 semantics.
 """
+import hashlib
 import os
+from pathlib import Path
 
 import numpy as np
 from llvmlite import ir
 from numba import config, njit, types
-from numba.core import cgutils
+from numba.core import caching, cgutils
 from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic, overload, register_jitable
 from numba.np.arrayobj import make_array, populate_array
@@ -40,6 +42,39 @@ def cache_follows_kind():
     stand_in = "FASTMLP_MACHINE_KIND" in os.environ or config.CPU_FEATURES is not None
     return not stand_in or tuning.KIND == cache_kind()
 
+
+def sources_digest(folders=(Path(__file__).parent, Path(__file__).parent.parent)):
+    """One hash of every module a kernel's machine code can depend on: this package's and
+    the backend modules it takes constants and functions from (tuning, layout, cpu ...)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for folder in folders for p in folder.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.digest()
+
+
+class WholeBackendStamp:
+    """Cache locator mixin: a kernel's cache entry is stale when any source of the backend
+    changed. Numba's own stamp hashes the kernel's file only, so an edit of a callee in
+    another module, or of tuning.py, would go on running the old machine code."""
+
+    package, digest = str(Path(__file__).parent), sources_digest()
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if os.path.dirname(os.path.abspath(py_file)) != cls.package:
+            return None
+        return super().from_function(py_func, py_file)
+
+    def get_source_stamp(self):
+        return super().get_source_stamp(), self.digest
+
+
+# Numba asks its locators in order, the first that can cache wins: these three are its own
+# (NUMBA_CACHE_DIR, the package's __pycache__, the user's cache folder) with the stamp above.
+LOCATORS = tuple(type("Backend" + base.__name__, (WholeBackendStamp, base), {})
+                 for base in (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator,
+                              caching.UserWideCacheLocator))
+caching.CacheImpl._locator_classes[:0] = LOCATORS
 
 # Numba's disk cache is keyed on the bytecode, not on the compile flags: a fastmath build
 # would be loaded by a later default run (and back), so only the default build is cached;
