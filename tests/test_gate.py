@@ -177,6 +177,15 @@ def test_a_call_that_starts_allocating_fails_whatever_its_time():
     assert gate.failed(grown) and "MEMORY: peak RSS" in "\n".join(gate.lines(grown))
 
 
+def test_a_fit_calls_set_up_may_move_by_its_share_but_not_grow_past_it():
+    # A fit call's tables follow its first kernel call's time: +6% was seen in an A/A run.
+    rng, setup = np.random.default_rng(5), 1_900_000
+    wobble = gate.compare(side(rng, alloc=setup), side(rng, alloc=int(setup * 1.06)), 0.15)
+    assert not gate.failed(wobble)
+    grown = gate.compare(side(rng, alloc=setup), side(rng, alloc=setup * 2), 0.15)
+    assert gate.failed(grown) and "allocates +1,900,000 B" in "\n".join(gate.lines(grown))
+
+
 def test_normalized_figures_carry_across_a_faster_machine():
     rng = np.random.default_rng(5)
     slow_machine = side(rng)
