@@ -35,7 +35,7 @@ def train(model, X, Y, opt, epochs, batch_size, validation, shuffle, verbose, ca
     logged = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if validation else [])
     hooks = _Hooks(callbacks, verbose, model, logged,
                    dict(verbose=verbose, epochs=epochs, steps=-(-len(X) // batch_size)))
-    runner = EpochRunner(model, X, Y, batch_size, opt, shuffle)
+    runner = EpochRunner(model, X, Y, batch_size, opt, shuffle, epochs)
     model.history_ = history = History()
     model.stop_training = False
     hooks.call("on_train_begin", {})
@@ -109,9 +109,10 @@ class EpochRunner:
     layouts of a full and of the last batch, the checkpoint, and the tables of a call
     (orders, scalars, dropout uniforms, losses, correct counts) for up to ``capacity``
     epochs. After ``run(count)``, ``losses[e]`` and ``correct[e]`` are its epoch e's.
-    ``fastmlp.sklearn`` runs its epochs through one too, in its own row orders."""
+    ``epochs``, when known, is the fit's: its optimizer scalars are computed for that many
+    steps at once. ``fastmlp.sklearn`` runs its epochs through one too, in its own orders."""
 
-    def __init__(self, model, X, Y, batch_size, opt, shuffle=True):
+    def __init__(self, model, X, Y, batch_size, opt, shuffle=True, epochs=None):
         self.model, self.X, self.Y, self.opt = model, X, Y, opt
         self.n, self.b, self.rng = len(X), batch_size, model._rng if shuffle else None
         self.batches = -(-self.n // batch_size)
@@ -119,7 +120,8 @@ class EpochRunner:
         last = plan(model.sizes, self.n % batch_size or batch_size, model.dropout, True).layers
         self.layers = np.stack([ws.layers, last])
         self.units = int(sum(r[FAN_OUT] for r in ws.layers[:-1] if r[U] >= 0))
-        self.table = opt.scalar_table("theta", model._theta)
+        self.table = opt.scalar_table("theta", model._theta,
+                                      epochs and epochs * self.batches)  # None: unknown
         code, state = ((self.table.code, self.table.state) if self.table is not None else
                        (0, opt._state_of("theta", model._theta)[0]))
         self.Xb = np.empty((batch_size, X.shape[1]), model.dtype)

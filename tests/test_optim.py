@@ -153,3 +153,17 @@ def test_a_subclass_with_its_own_update_keeps_it_in_the_model(backend):
     model.make_step(X, y, SignSGD(lr=0.01))()
     np.testing.assert_allclose(model._theta, before - 0.01 * np.sign(np.concatenate(
         [g.ravel() for g in grads])), rtol=1e-12)
+
+
+@pytest.mark.parametrize("steps", [None, 1, 5])
+def test_a_scalar_table_holds_each_steps_scalars_across_its_recomputes(steps):
+    # rows(m) is the next m steps' update scalars; count(m) moves on. A table sized to a short
+    # fit (steps) is recomputed when it runs out, and every row stays the rule's.
+    opt, theta = optim.Adam(lr=0.01), np.zeros(4)
+    table = opt.scalar_table("theta", theta, steps)
+    assert table.block == (table.BLOCK if steps is None else steps)
+    for start, m in ((1, 3), (4, 1), (5, 4), (9, 2)):
+        expected = np.array([[float(v) for v in opt._scalars(t)] for t in range(start, start + m)])
+        # rtol: NumPy's vectorised power differs from a float's in the last bits
+        np.testing.assert_allclose(table.rows(m), expected, rtol=1e-13)
+        table.count(m)

@@ -46,8 +46,8 @@ class KernelSpec:
     def name(self):
         return self.stub.__name__
 
-    @property
-    def params(self):
+    @functools.cached_property
+    def params(self):  # cached: inspect.signature took 0.1 ms of every fit call's set-up
         return tuple(inspect.signature(self.stub).parameters)
 
     def check(self, args):
