@@ -35,7 +35,8 @@ def train(model, X, Y, opt, epochs, batch_size, validation, shuffle, verbose, ca
     logged = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if validation else [])
     hooks = _Hooks(callbacks, verbose, model, logged,
                    dict(verbose=verbose, epochs=epochs, steps=-(-len(X) // batch_size)))
-    runner = EpochRunner(model, X, Y, batch_size, opt, shuffle, epochs)
+    together = 1 if hooks.callbacks or validation else epochs  # epochs a call may run
+    runner = EpochRunner(model, X, Y, batch_size, opt, shuffle, epochs, together)
     model.history_ = history = History()
     model.stop_training = False
     hooks.call("on_train_begin", {})
@@ -110,9 +111,10 @@ class EpochRunner:
     (orders, scalars, dropout uniforms, losses, correct counts) for up to ``capacity``
     epochs. After ``run(count)``, ``losses[e]`` and ``correct[e]`` are its epoch e's.
     ``epochs``, when known, is the fit's: its optimizer scalars are computed for that many
-    steps at once. ``fastmlp.sklearn`` runs its epochs through one too, in its own orders."""
+    steps at once; ``together``, the most epochs one of its calls may run. ``fastmlp.sklearn``
+    runs its epochs through one too, in its own row orders."""
 
-    def __init__(self, model, X, Y, batch_size, opt, shuffle=True, epochs=None):
+    def __init__(self, model, X, Y, batch_size, opt, shuffle=True, epochs=None, together=None):
         self.model, self.X, self.Y, self.opt = model, X, Y, opt
         self.n, self.b, self.rng = len(X), batch_size, model._rng if shuffle else None
         self.batches = -(-self.n // batch_size)
@@ -130,7 +132,9 @@ class EpochRunner:
         self._fixed = (X, Y, ws.work, self.layers, model._spec, model._coefs, code, state)
         self._rows = np.arange(self.n)
         self.per_call = 0  # epochs a call, once the first call is timed
-        self._grow(1)
+        # Tables for the most epochs a call may run, as far as _CALL_BYTES holds them, here:
+        # whatever the first call's time says, a fit allocates the same each time.
+        self._grow(min(together, self._most_epochs()) if together else 1)
         if self.table is None:  # an optimizer with its own _update: steps composed in Python
             self._kernel, self._literals = compose.make_train_epoch(
                 raw, lambda *_: opt.apply(raw, "theta", model._theta, model._grad)), ()
@@ -153,16 +157,20 @@ class EpochRunner:
         self.scalars = np.zeros((capacity, self.batches, width))
         self._epoch = self.order[:1]  # a batched epoch's order
 
+    def _most_epochs(self):
+        """Epochs whose tables (orders, dropout uniforms) fit in ``_CALL_BYTES``."""
+        return max(1, _CALL_BYTES // (self.n * (8 + self.units * self.model.dtype.itemsize)))
+
     def epochs_a_call(self, remaining):
         """Epochs the next call runs: one, then as many as take about ``_CALL_SECONDS`` (by
         the first call's time) and fit ``_CALL_BYTES``."""
         if self.per_call == 0 and self._step_seconds is not None:
-            per_epoch = self.n * (8 + self.units * self.model.dtype.itemsize)
-            self.per_call = max(1, min(_CALL_BYTES // per_epoch, int(
+            self.per_call = max(1, min(self._most_epochs(), int(
                 _CALL_SECONDS / max(self._step_seconds * self.batches, 1e-9))))
-            if self.per_call > self.capacity:
-                self._grow(self.per_call)
-        return min(remaining, max(self.per_call, 1))
+        count = min(remaining, max(self.per_call, 1))
+        if count > self.capacity:  # a runner not told its fit's epochs
+            self._grow(count)
+        return count
 
     _step_seconds = None
 

@@ -242,3 +242,18 @@ def test_a_steady_state_epoch_allocates_nothing(compiled_backend, dropout):
         assert epoch_left < 256 and score_left < 256
     assert abs(large[0][0] - small[0][0]) < 256  # nothing a batch, nothing of the data
     assert abs(large[1][0] - small[1][0]) < 1024  # a few bytes a chunk
+
+
+def test_a_fits_allocation_does_not_follow_its_first_calls_time(compiled_backend, monkeypatch):
+    # Epochs a call follow the first call's time; the tables they need must not, or every
+    # fit allocates differently (the gate's A/A runs flagged fit cases as memory regressions).
+    from fastmlp import training
+
+    X, y = datasets.spiral(n_per_class=100, dtype="float32")
+    model = MLP([2, 16, 3], backend=compiled_backend.name)
+    model.fit(X, y, epochs=2, batch_size=300)
+    peaks = {}
+    for seconds in (1e-9, 10.0):  # one epoch a call; all 50 in one call
+        monkeypatch.setattr(training, "_CALL_SECONDS", seconds)
+        peaks[seconds] = peak_bytes(lambda: model.fit(X, y, epochs=50, batch_size=300))[0]
+    assert abs(peaks[1e-9] - peaks[10.0]) < 0.1 * peaks[10.0], peaks
