@@ -33,9 +33,9 @@ CALIBRATION = "reference/calibration/"
 #: the Python objects of one call (tuples, floats, bound methods) come to a few hundred
 #: bytes; a new array of even 30 floats is past it.
 ALLOC_SLACK_B = 256
-#: ... plus this share of it: a fit call sizes its epoch tables (orders, scalars, losses)
-#: from its first kernel call's time, so its set-up allocates up to ~13% more or less
-#: from process to process (seen in an A/A run: +6%); a step allocates 0 and stays exact.
+#: ... plus this share of it: a fit call's set-up (~300 kB for the spiral) moves by up to
+#: 8% with the number of its kernel calls, which follows its first call's time (one epoch
+#: a call against all in one); a step allocates 0 and stays exact.
 ALLOC_SLACK_SHARE = 0.25
 #: Peak-RSS growth beyond the threshold that also counts (imports and caches move it by MBs).
 RSS_SLACK_B = 32 * 2 ** 20
