@@ -51,7 +51,7 @@ def _epochs(model, runner, epochs, validation, hooks, history):
     score = model._scorer(*validation) if validation else None
     batched, epoch, logs = bool(hooks.begin or hooks.end), 0, {}
     while epoch < epochs:
-        count = 1 if hooks.callbacks or validation else runner.epochs_a_call(epochs - epoch)
+        count = runner.epochs_a_call(epochs - epoch)
         hooks.call("on_epoch_begin", epoch, {})
         started = time.perf_counter()
         diverged = _batches(runner, hooks) if batched else runner.run(count)
@@ -131,7 +131,7 @@ class EpochRunner:
         self.saved = np.empty((1 + state.shape[0], model._theta.size), model.dtype)
         self._fixed = (X, Y, ws.work, self.layers, model._spec, model._coefs, code, state)
         self._rows = np.arange(self.n)
-        self.per_call = 0  # epochs a call, once the first call is timed
+        self.per_call, self.together = 0, together  # epochs a call: timed; at most
         # Tables for the most epochs a call may run, as far as _CALL_BYTES holds them, here:
         # whatever the first call's time says, a fit allocates the same each time.
         self._grow(min(together, self._most_epochs()) if together else 1)
@@ -163,11 +163,11 @@ class EpochRunner:
 
     def epochs_a_call(self, remaining):
         """Epochs the next call runs: one, then as many as take about ``_CALL_SECONDS`` (by
-        the first call's time) and fit ``_CALL_BYTES``."""
+        the first call's time), fit ``_CALL_BYTES`` and are at most ``together``."""
         if self.per_call == 0 and self._step_seconds is not None:
             self.per_call = max(1, min(self._most_epochs(), int(
                 _CALL_SECONDS / max(self._step_seconds * self.batches, 1e-9))))
-        count = min(remaining, max(self.per_call, 1))
+        count = min(remaining, max(self.per_call, 1), self.together or remaining)
         if count > self.capacity:  # a runner not told its fit's epochs
             self._grow(count)
         return count
