@@ -139,3 +139,18 @@ def test_every_numba_kernel_caches_with_the_whole_backend_stamp():
         dispatcher = getattr(numba_backend, name)
         if hasattr(dispatcher, "_cache"):  # the composed ones are Python functions
             assert isinstance(dispatcher._cache._impl._locator, WholeBackendStamp), name
+
+
+def test_the_notice_lets_a_users_own_functions_compile():
+    """The notice hears every compile in the process: a function made by ``exec`` (its
+    ``__module__`` is None) and one of the user's own module must still compile, quietly."""
+    code = r"""
+import json, logging
+from numba import njit
+import fastmlp.backends.numba  # registers the notice
+namespace = {"__name__": None}
+exec("def twice(x):\n    return 2 * x", namespace)
+print(json.dumps([njit(namespace["twice"])(21), njit(lambda x: x + 1)(41)]))
+"""
+    (values, stderr) = python(code, cwd=ROOT)
+    assert values == [42, 42] and NOTICE not in stderr, stderr

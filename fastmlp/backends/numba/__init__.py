@@ -66,7 +66,10 @@ class CompileNotice(event.Listener):
 
     def on_start(self, ev):
         dispatcher = ev.data["dispatcher"]
-        module, name = dispatcher.py_func.__module__, dispatcher.py_func.__name__
+        # Every compile in the process comes here: a user's function made by exec() has
+        # no module (None), and a listener that raises breaks the user's own compile.
+        module = getattr(dispatcher.py_func, "__module__", None) or ""
+        name = dispatcher.py_func.__name__
         if self.said or not module.startswith(self.package) \
                 or getattr(sys.modules.get(module), name, None) is not dispatcher:
             return
