@@ -96,13 +96,37 @@ def activation_backward(int act, const floating[:, ::1] A, const floating[:, ::1
         activation_grad(&A[0, 0], &out[0, 0], A.shape[0], A.shape[1], act)
 
 
+cdef enum:
+    PENALTY_LANES = 8
+
+
 cdef double penalty_c(const floating* W, double l1, double l2, floating* dW, int size) noexcept nogil:
-    cdef int i
+    # The value in PENALTY_LANES independent sums: one running sum is a chain of dependent
+    # adds (4 cycles each), which made the penalty cost as much as a digits step's products.
+    cdef int i, block, lane, whole = size - size % PENALTY_LANES
     cdef double value = 0, w
-    for i in range(size):
-        w = W[i]
-        value += l1 * fabs(w) + 0.5 * l2 * w * w
-        dW[i] += l1 * ((w > 0) - (w < 0)) + l2 * w
+    cdef double squares[PENALTY_LANES]
+    cdef double absolutes[PENALTY_LANES]
+    cdef floating l1_f = <floating>l1, l2_f = <floating>l2
+    for lane in range(PENALTY_LANES):
+        squares[lane] = 0
+        absolutes[lane] = 0
+    for block in range(size // PENALTY_LANES):
+        for lane in range(PENALTY_LANES):
+            w = W[block * PENALTY_LANES + lane]
+            squares[lane] += w * w
+            absolutes[lane] += fabs(w)
+    for i in range(whole, size):
+        squares[0] += <double>W[i] * W[i]
+        absolutes[0] += fabs(W[i])
+    for lane in range(PENALTY_LANES):
+        value += 0.5 * l2 * squares[lane] + l1 * absolutes[lane]
+    if l1 != 0:
+        for i in range(size):
+            dW[i] += l1_f * ((W[i] > 0) - (W[i] < 0)) + l2_f * W[i]
+    else:
+        for i in range(size):
+            dW[i] += l2_f * W[i]
     return value
 
 
