@@ -188,3 +188,29 @@ def test_narrow_pair_scratch_bound_counts_the_inputs(compiled_backend, reference
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-10, atol=1e-12)
     kernel, extra = compiled_backend.step_kernel(X, plan.layers, spec)
     assert kernel is compiled_backend.raw.layered_train_step and extra == ()
+
+
+def denormal_model(backend):
+    """A 1-1 linear network whose one weight is a float32 denormal, its bias 0: one SGD
+    step on x = 1, y = 0 moves the weight by a denormal amount, or flushes it to 0."""
+    model = MLP([1, 1], output="identity", loss="mse", backend=backend, dtype="float32")
+    W, b = model.params
+    W[...], b[...] = np.finfo(np.float32).tiny / 4, 0
+    return model, np.ones((1, 1), np.float32), np.zeros((1, 1), np.float32)
+
+
+@pytest.mark.parametrize("path", ["make_step", "fit"])
+def test_training_kernels_flush_denormals_and_restore_the_callers_mode(compiled_backend,
+                                                                       path):
+    def train(backend):
+        model, X, Y = denormal_model(backend)
+        if path == "make_step":
+            model.make_step(X, Y, optim.SGD(lr=0.25))()
+        else:
+            model.fit(X, Y, optim.SGD(lr=0.25), epochs=1, batch_size=1, shuffle=False)
+        return float(model.params[0][0, 0])
+
+    assert train("numpy") != 0  # the reference keeps the denormal step
+    assert train(compiled_backend.name) == 0.0  # the kernel read the weight as 0 (DAZ)
+    tiny = np.array(np.finfo(np.float32).tiny)
+    assert tiny / np.float32(4) > 0  # the caller's own arithmetic keeps its denormals

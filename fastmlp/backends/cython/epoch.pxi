@@ -110,6 +110,18 @@ cdef long long train_epoch(Epoch* a, const floating* X, const floating* Y, float
                            floating* Yb, floating* theta, floating* grad, floating* work,
                            floating* state, const floating* uniforms,
                            floating* saved) noexcept nogil:
+    """``guarded_steps`` with denormals flushed, as the training step has them."""
+    cdef unsigned int control = denormals_off()
+    cdef long long result = guarded_steps(a, X, Y, Xb, Yb, theta, grad, work, state, uniforms,
+                                          saved)
+    fp_control_restore(control)
+    return result
+
+
+cdef long long guarded_steps(Epoch* a, const floating* X, const floating* Y, floating* Xb,
+                             floating* Yb, floating* theta, floating* grad, floating* work,
+                             floating* state, const floating* uniforms,
+                             floating* saved) noexcept nogil:
     """The contract's epoch around ``steps``: the divergence rule."""
     cdef long long total = a.epochs * a.batches
     cdef long long diverged = steps(a, X, Y, Xb, Yb, theta, grad, work, state, uniforms, saved,

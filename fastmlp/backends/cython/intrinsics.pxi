@@ -1,6 +1,8 @@
 # The C helpers of intrinsics.h (vector registers, bit casts), and their fused-type wrappers.
 
 cdef extern from "intrinsics.h":
+    unsigned int denormals_off() noexcept nogil
+    void fp_control_restore(unsigned int old) noexcept nogil
     float pow2_f32(float t) noexcept nogil
     double pow2_f64(double t) noexcept nogil
     float zero_where_f32(bint below, float v) noexcept nogil

@@ -103,13 +103,16 @@ cdef double train_step_c(const floating* X, const floating* Y, floating* theta, 
                          const long long* spec, const double* coefs, int n, int optimizer,
                          floating* state, Py_ssize_t size, const double* scalars,
                          bint narrow_pair) noexcept nogil:
-    """Loss and gradients by the layered or the narrow-pair kernels, then the update."""
+    """Loss and gradients by the layered or the narrow-pair kernels, then the update, with
+    denormals flushed (intrinsics.h)."""
     cdef double loss
+    cdef unsigned int control = denormals_off()
     if narrow_pair:
         loss = narrow_pair_loss_and_grads_c(X, Y, theta, grad, work, layers, n_layers, coefs, n)
     else:
         loss = layered_loss_and_grads_c(X, Y, theta, grad, work, layers, n_layers, spec, coefs, n)
     update(optimizer, theta, grad, state, size, scalars)
+    fp_control_restore(control)
     return loss
 
 

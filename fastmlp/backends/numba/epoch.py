@@ -8,7 +8,7 @@ import math
 from numba import literally
 
 from fastmlp.backends.contract import A, FAN_OUT, U
-from fastmlp.backends.numba.intrinsics import jit
+from fastmlp.backends.numba.intrinsics import denormals_off, fp_control_restore, jit
 from fastmlp.backends.numba.narrow_pair import narrow_pair_loss_and_grads
 from fastmlp.backends.numba.network import block, layered_loss_and_grads
 from fastmlp.backends.numba.updates import update
@@ -106,6 +106,18 @@ def steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer
 @jit
 def train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
                 scalars, uniforms, saved, losses, correct, pairs, kin, kout):
+    """``guarded_steps`` with denormals flushed, as the training step has them."""
+    control = denormals_off()
+    result = guarded_steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs,
+                           optimizer, state, scalars, uniforms, saved, losses, correct, pairs,
+                           kin, kout)
+    fp_control_restore(control)
+    return result
+
+
+@jit
+def guarded_steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
+                  scalars, uniforms, saved, losses, correct, pairs, kin, kout):
     """The contract's epoch around ``steps``: the divergence rule."""
     total = losses.size
     diverged = steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,

@@ -11,6 +11,7 @@ semantics.
 """
 import hashlib
 import os
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -242,6 +243,54 @@ def _tile(typingctx, a_pack, b_pack, b_offset, depth, out, row, col, accumulate)
     return signature, codegen
 
 
+# MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6), the SSE control register
+# of x86: the training kernels set them for their own call (see ``denormals_off``).
+FLUSH_DENORMALS = 0x8040
+X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
+@intrinsic
+def _denormals_off(typingctx):
+    """Sets flush-to-zero and denormals-are-zero in this thread's MXCSR; returns its old
+    value, for ``fp_control_restore``. A no-op returning 0 off x86."""
+
+    def codegen(context, builder, signature, args):
+        word = ir.IntType(32)
+        if not X86:
+            return ir.Constant(word, 0)
+        cell = cgutils.alloca_once(builder, word)
+        pointer = builder.bitcast(cell, ir.IntType(8).as_pointer())
+        read, write = (cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type]), f"llvm.x86.sse.{name}")
+            for name in ("stmxcsr", "ldmxcsr"))
+        builder.call(read, [pointer])
+        old = builder.load(cell)
+        builder.store(builder.or_(old, ir.Constant(word, FLUSH_DENORMALS)), cell)
+        builder.call(write, [pointer])
+        return old
+
+    return types.uint32(), codegen
+
+
+@intrinsic
+def _fp_control_restore(typingctx, old):
+    """Puts back the MXCSR value ``denormals_off`` returned."""
+    if old != types.uint32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        if X86:
+            cell = cgutils.alloca_once_value(builder, args[0])
+            pointer = builder.bitcast(cell, ir.IntType(8).as_pointer())
+            write = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [pointer.type]),
+                "llvm.x86.sse.ldmxcsr")
+            builder.call(write, [pointer])
+        return context.get_dummy_value()
+
+    return types.void(old), codegen
+
+
 def copy_into(source, out):
     """out[...] = source, for 1-D or 2-D arrays of one shape. Not a slice assignment in the
     kernels: Numba compiles that with a shape-mismatch message (str and join of tuples),
@@ -290,6 +339,14 @@ if config.DISABLE_JIT:
         b = b_pack[b_offset:b_offset + depth * columns].reshape(depth, columns)
         block = out[row:row + TILE_ROWS, col:col + columns]
         block[...] = (block if accumulate else 0) + a.T @ b
+
+    def denormals_off():
+        """Plain Python cannot reach MXCSR: nothing to set (NumPy's own arithmetic)."""
+        return np.uint32(0)
+
+    def fp_control_restore(old):
+        pass
 else:
     matrix_view, flat_view, stack_matrix, pow2 = _matrix_view, _flat_view, _stack_matrix, _pow2
+    denormals_off, fp_control_restore = _denormals_off, _fp_control_restore
     tile = _tile

@@ -10,8 +10,9 @@ import math
 from numba import literally
 
 from fastmlp.backends.contract import A, DZ, FAN_OUT, Z
-from fastmlp.backends.numba.intrinsics import (contract_jit, copy_into, flat_view, jit,
-                                               reassoc_jit, stack_matrix)
+from fastmlp.backends.numba.intrinsics import (contract_jit, copy_into, denormals_off,
+                                               flat_view, fp_control_restore, jit, reassoc_jit,
+                                               stack_matrix)
 from fastmlp.backends.numba.gemm import column4, transpose_into
 from fastmlp.backends.numba.losses import exp_nonpositive
 from fastmlp.backends.numba.network import block, penalties, weights
@@ -204,6 +205,8 @@ def narrow_pair_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimiz
     """network_train_step for ``tuning.narrow_pair``'s networks."""
     literally(kin)
     literally(kout)
+    control = denormals_off()
     loss = narrow_pair_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs, kin, kout)
     update(optimizer, theta, grad, state, scalars)
+    fp_control_restore(control)
     return loss

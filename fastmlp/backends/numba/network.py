@@ -7,7 +7,8 @@ from fastmlp.backends.contract import (A, B, DROPOUT, DZ, FAN_IN, FAN_OUT, HIDDE
                                        L1_COEF, L2_COEF, LOSS, OUT, OUTPUT_ACT, RELU, U, W, Z)
 from fastmlp.backends.numba.elementwise import (activation_backward, activation_forward,
                                                 dropout_apply, penalty)
-from fastmlp.backends.numba.intrinsics import jit, matrix_view
+from fastmlp.backends.numba.intrinsics import (denormals_off, fp_control_restore, jit,
+                                              matrix_view)
 from fastmlp.backends.numba.linear import linear_backward, linear_backward_relu, linear_forward
 from fastmlp.backends.numba.losses import output_loss
 from fastmlp.backends.numba.updates import update
@@ -102,6 +103,8 @@ def forward_backward(X, Y, theta, grad, work, layers, spec, coefs):
 @jit
 def layered_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state, scalars):
     """network_train_step, layer by layer."""
+    control = denormals_off()
     loss = layered_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs)
     update(optimizer, theta, grad, state, scalars)
+    fp_control_restore(control)
     return loss
