@@ -104,3 +104,21 @@ def test_cheap_views_share_memory_and_references(numba_backend):
     assert flat[2] == -1.0 and sys.getrefcount(flat) == refs + 1
     del view
     assert sys.getrefcount(flat) == refs
+
+
+def test_specialise_remembers_each_argument_kind_apart(numba_backend):
+    """A kernel bound for one dtype, layout or write flag is never handed out for another:
+    the remembered entry points are keyed on everything numba.typeof reads of an array."""
+    from fastmlp.backends.numba import elementwise, specialise
+    kernel = elementwise.penalty
+    W32 = np.ones((3, 4), np.float32)
+    readonly = W32.copy()
+    readonly.flags.writeable = False
+    kinds = {"f32": (W32, 0.0, 0.5, W32.copy()),
+             "f64": (W32.astype(np.float64), 0.0, 0.5, W32.astype(np.float64)),
+             "readonly W": (readonly, 0.0, 0.5, W32.copy())}
+    bound = {name: specialise(kernel, args) for name, args in kinds.items()}
+    assert specialise(kernel, (W32.copy(), 1.0, 2.0, W32.copy())) is bound["f32"]
+    assert len({id(entry) for entry in bound.values()}) == 3
+    for name, (W, l1, l2, dW) in kinds.items():  # each runs on its own kind of arguments
+        assert bound[name](W, l1, l2, dW) == pytest.approx(3.0)
