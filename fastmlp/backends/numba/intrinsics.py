@@ -249,6 +249,15 @@ FLUSH_DENORMALS = 0x8040
 X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
 
+def _mxcsr(builder, instruction, cell):
+    """``stmxcsr`` (MXCSR into the i32 ``cell``) or ``ldmxcsr`` (``cell`` into MXCSR)."""
+    pointer = builder.bitcast(cell, ir.IntType(8).as_pointer())
+    function = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [pointer.type]),
+        f"llvm.x86.sse.{instruction}")
+    builder.call(function, [pointer])
+
+
 @intrinsic
 def _denormals_off(typingctx):
     """Sets flush-to-zero and denormals-are-zero in this thread's MXCSR; returns its old
@@ -259,14 +268,10 @@ def _denormals_off(typingctx):
         if not X86:
             return ir.Constant(word, 0)
         cell = cgutils.alloca_once(builder, word)
-        pointer = builder.bitcast(cell, ir.IntType(8).as_pointer())
-        read, write = (cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type]), f"llvm.x86.sse.{name}")
-            for name in ("stmxcsr", "ldmxcsr"))
-        builder.call(read, [pointer])
+        _mxcsr(builder, "stmxcsr", cell)
         old = builder.load(cell)
         builder.store(builder.or_(old, ir.Constant(word, FLUSH_DENORMALS)), cell)
-        builder.call(write, [pointer])
+        _mxcsr(builder, "ldmxcsr", cell)
         return old
 
     return types.uint32(), codegen
@@ -280,12 +285,7 @@ def _fp_control_restore(typingctx, old):
 
     def codegen(context, builder, signature, args):
         if X86:
-            cell = cgutils.alloca_once_value(builder, args[0])
-            pointer = builder.bitcast(cell, ir.IntType(8).as_pointer())
-            write = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.VoidType(), [pointer.type]),
-                "llvm.x86.sse.ldmxcsr")
-            builder.call(write, [pointer])
+            _mxcsr(builder, "ldmxcsr", cgutils.alloca_once_value(builder, args[0]))
         return context.get_dummy_value()
 
     return types.void(old), codegen
