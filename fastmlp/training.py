@@ -116,8 +116,9 @@ class EpochRunner:
 
     def __init__(self, model, X, Y, batch_size, opt, shuffle=True, epochs=None, together=None):
         self.model, self.X, self.Y, self.opt = model, X, Y, opt
-        self.n, self.b, self.rng = len(X), batch_size, model._rng if shuffle else None
-        self.batches = -(-self.n // batch_size)
+        self.n, self.b, self.batches = len(X), batch_size, -(-len(X) // batch_size)
+        # One batch an epoch (batch GD) sums over all rows: no order changes it but in rounding.
+        self.rng = model._rng if shuffle and self.batches > 1 else None
         ws, raw = model._workspace(batch_size, True), model.backend.raw
         last = plan(model.sizes, self.n % batch_size or batch_size, model.dropout, True).layers
         self.layers = np.stack([ws.layers, last])

@@ -320,6 +320,23 @@ def test_fit_is_make_step_over_the_shuffled_batches(monkeypatch, mode, shuffle):
     np.testing.assert_array_equal(model._theta, reference._theta)
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_batch_gd_draws_no_order(dropout):
+    """With one batch an epoch, shuffle draws nothing: the fit is the unshuffled one, and
+    the model's stream gives only dropout's uniforms."""
+    X, y = spiral(17)
+    fits = []
+    for shuffle in (True, False):
+        model = MLP([2, 8, 3], dtype="float64", dropout=dropout, seed=4)
+        history = model.fit(X, y, optimizer="adam", epochs=3, batch_size=51, shuffle=shuffle)
+        fits.append((history.batch_losses, model._theta.copy(), model._rng.random()))
+    assert fits[0][0] == fits[1][0] and fits[0][2] == fits[1][2]
+    np.testing.assert_array_equal(fits[0][1], fits[1][1])
+    untouched = MLP([2, 8, 3], dtype="float64", dropout=dropout, seed=4)._rng
+    if dropout == 0:
+        assert fits[0][2] == untouched.random()
+
+
 def test_hooks_and_validation_see_the_callers_error_settings():
     seen = []
 
