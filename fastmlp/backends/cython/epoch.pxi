@@ -35,16 +35,17 @@ cdef long long count_correct(const floating* P, const floating* Y, int m,
     """Rows whose output's class (argmax; above 0.5 for one output) is Y's."""
     cdef long long hits = 0
     cdef int i, j, p, y
+    cdef floating top_p, top_y
     for i in range(m):
         if k == 1:
             hits += (P[i] > 0.5) == (Y[i] > 0.5)
             continue
-        p = y = 0
+        p, top_p, y, top_y = 0, P[i * k], 0, Y[i * k]  # the maxima kept, not reloaded
         for j in range(1, k):
-            if P[i * k + j] > P[i * k + p]:
-                p = j
-            if Y[i * k + j] > Y[i * k + y]:
-                y = j
+            if P[i * k + j] > top_p:
+                p, top_p = j, P[i * k + j]
+            if Y[i * k + j] > top_y:
+                y, top_y = j, Y[i * k + j]
         hits += p == y
     return hits
 

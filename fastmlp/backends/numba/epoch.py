@@ -48,12 +48,12 @@ def count_correct(P, Y):
         if k == 1:
             hits += (P[i, 0] > 0.5) == (Y[i, 0] > 0.5)
             continue
-        p = y = 0
+        p, top_p, y, top_y = 0, P[i, 0], 0, Y[i, 0]  # the maxima kept, not reloaded
         for j in range(1, k):
-            if P[i, j] > P[i, p]:
-                p = j
-            if Y[i, j] > Y[i, y]:
-                y = j
+            if P[i, j] > top_p:
+                p, top_p = j, P[i, j]
+            if Y[i, j] > top_y:
+                y, top_y = j, Y[i, j]
         hits += p == y
     return hits
 
