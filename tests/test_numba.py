@@ -122,3 +122,25 @@ def test_specialise_remembers_each_argument_kind_apart(numba_backend):
     assert len({id(entry) for entry in bound.values()}) == 3
     for name, (W, l1, l2, dW) in kinds.items():  # each runs on its own kind of arguments
         assert bound[name](W, l1, l2, dW) == pytest.approx(3.0)
+
+
+def test_borrowed_arguments_are_the_callers_arrays(numba_backend):
+    """A kernel's ``borrowed`` arguments (views without reference counts) read and write the
+    caller's memory, keep a strided array's strides, pass None through, and leave the
+    caller's references as they were."""
+    from numba import njit
+
+    from fastmlp.backends.numba.intrinsics import borrowed
+
+    @njit
+    def kernel(flat, strided, nothing):
+        flat, strided, nothing = borrowed((flat, strided, nothing))
+        part = flat[1:3]  # a view of a borrowed array: not counted either
+        part[:] = strided[0, 0] + strided[1, 1]
+        return flat.sum(), nothing is None
+
+    flat, strided = np.zeros(4), np.arange(12.0).reshape(3, 4)[:, ::2]  # strides (32, 16)
+    refs = sys.getrefcount(flat), sys.getrefcount(strided)
+    assert kernel(flat, strided, None) == (2 * 6.0, True)
+    np.testing.assert_array_equal(flat, [0.0, 6.0, 6.0, 0.0])
+    assert (sys.getrefcount(flat), sys.getrefcount(strided)) == refs

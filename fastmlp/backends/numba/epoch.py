@@ -8,7 +8,7 @@ import math
 from numba import literally
 
 from fastmlp.backends.contract import A, FAN_OUT, U
-from fastmlp.backends.numba.intrinsics import denormals_off, fp_control_restore, jit
+from fastmlp.backends.numba.intrinsics import borrowed, denormals_off, fp_control_restore, jit
 from fastmlp.backends.numba.narrow_pair import narrow_pair_loss_and_grads
 from fastmlp.backends.numba.network import block, layered_loss_and_grads
 from fastmlp.backends.numba.updates import update
@@ -107,6 +107,10 @@ def steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer
 def train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
                 scalars, uniforms, saved, losses, correct, pairs, kin, kout):
     """``guarded_steps`` with denormals flushed, as the training step has them."""
+    X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs = borrowed(
+        (X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs))
+    state, scalars, uniforms, saved, losses, correct = borrowed(
+        (state, scalars, uniforms, saved, losses, correct))
     control = denormals_off()
     result = guarded_steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs,
                            optimizer, state, scalars, uniforms, saved, losses, correct, pairs,

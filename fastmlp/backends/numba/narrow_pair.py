@@ -10,7 +10,7 @@ import math
 from numba import literally
 
 from fastmlp.backends.contract import A, DZ, FAN_OUT, Z
-from fastmlp.backends.numba.intrinsics import (contract_jit, copy_into, denormals_off,
+from fastmlp.backends.numba.intrinsics import (borrowed, contract_jit, copy_into, denormals_off,
                                                flat_view, fp_control_restore, jit, reassoc_jit,
                                                stack_matrix)
 from fastmlp.backends.numba.gemm import column4, transpose_into
@@ -205,6 +205,8 @@ def narrow_pair_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimiz
     """network_train_step for ``tuning.narrow_pair``'s networks."""
     literally(kin)
     literally(kout)
+    X, Y, theta, grad, work, layers, spec, coefs, state, scalars = borrowed(
+        (X, Y, theta, grad, work, layers, spec, coefs, state, scalars))
     control = denormals_off()
     loss = narrow_pair_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs, kin, kout)
     update(optimizer, theta, grad, state, scalars)

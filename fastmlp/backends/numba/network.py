@@ -7,7 +7,7 @@ from fastmlp.backends.contract import (A, B, DROPOUT, DZ, FAN_IN, FAN_OUT, HIDDE
                                        L1_COEF, L2_COEF, LOSS, OUT, OUTPUT_ACT, RELU, U, W, Z)
 from fastmlp.backends.numba.elementwise import (activation_backward, activation_forward,
                                                 dropout_apply, penalty)
-from fastmlp.backends.numba.intrinsics import (denormals_off, fp_control_restore, jit,
+from fastmlp.backends.numba.intrinsics import (borrowed, denormals_off, fp_control_restore, jit,
                                               matrix_view)
 from fastmlp.backends.numba.linear import linear_backward, linear_backward_relu, linear_forward
 from fastmlp.backends.numba.losses import output_loss
@@ -43,6 +43,7 @@ def forward(X, theta, work, layers, hidden_act, dropout):
 
 @jit
 def network_forward(X, theta, work, layers, spec):
+    X, theta, work, layers = borrowed((X, theta, work, layers))
     forward(X, theta, work, layers, spec[HIDDEN_ACT], 0.0)
     row, n = layers[-1], X.shape[0]
     activation_forward(spec[OUTPUT_ACT], block(work, row[Z], n, row[FAN_OUT]),
@@ -103,6 +104,8 @@ def forward_backward(X, Y, theta, grad, work, layers, spec, coefs):
 @jit
 def layered_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state, scalars):
     """network_train_step, layer by layer."""
+    X, Y, theta, grad, work, layers, spec, coefs, state, scalars = borrowed(
+        (X, Y, theta, grad, work, layers, spec, coefs, state, scalars))
     control = denormals_off()
     loss = layered_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs)
     update(optimizer, theta, grad, state, scalars)
