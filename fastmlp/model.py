@@ -77,6 +77,7 @@ class MLP:
         self.grads = layout.param_views(self._grad, layout.plan(self.sizes, 1).layers)
         self._init_glorot_uniform()
         self._workspaces = {}
+        self._step_seconds = {}  # a fit's step time per batch size: how many epochs a call
         self.history_ = None
         self.stop_training = False  # a callback sets it to end fit after the epoch
 

@@ -133,6 +133,9 @@ class EpochRunner:
         self._fixed = (X, Y, ws.work, self.layers, model._spec, model._coefs, code, state)
         self._rows = np.arange(self.n)
         self.per_call, self.together = 0, together  # epochs a call: timed; at most
+        # A step's time as the model's last fit at this batch size measured it: a fit after
+        # the first needs no one-epoch call to time it.
+        self._step_seconds = model._step_seconds.get(batch_size)
         # Tables for the most epochs a call may run, as far as _CALL_BYTES holds them, here:
         # whatever the first call's time says, a fit allocates the same each time.
         self._grow(min(together, self._most_epochs()) if together else 1)
@@ -163,8 +166,9 @@ class EpochRunner:
         return max(1, _CALL_BYTES // (self.n * (8 + self.units * self.model.dtype.itemsize)))
 
     def epochs_a_call(self, remaining):
-        """Epochs the next call runs: one, then as many as take about ``_CALL_SECONDS`` (by
-        the first call's time), fit ``_CALL_BYTES`` and are at most ``together``."""
+        """Epochs the next call runs: as many as take about ``_CALL_SECONDS`` (by a step's
+        time as last measured; one, to measure it, in a model's first fit at this batch
+        size), fit ``_CALL_BYTES`` and are at most ``together``."""
         if self.per_call == 0 and self._step_seconds is not None:
             self.per_call = max(1, min(self._most_epochs(), int(
                 _CALL_SECONDS / max(self._step_seconds * self.batches, 1e-9))))
@@ -172,8 +176,6 @@ class EpochRunner:
         if count > self.capacity:  # a runner not told its fit's epochs
             self._grow(count)
         return count
-
-    _step_seconds = None
 
     def _args(self, count, batch=None):
         """The kernel's arguments for ``count`` epochs, or for batch ``batch`` of a batched
@@ -236,8 +238,8 @@ class EpochRunner:
             args[13].reshape(steps, -1)[...] = self.table.rows(steps)
         started = time.perf_counter()
         result = self._kernel(*args)
-        if self._step_seconds is None:
-            self._step_seconds = (time.perf_counter() - started) / steps
+        self._step_seconds = (time.perf_counter() - started) / steps
+        self.model._step_seconds[self.b] = self._step_seconds
         if self.table is not None:  # the steps whose update stayed
             self.table.count(steps if result < 0 else result - (result == steps))
         return result

@@ -257,3 +257,19 @@ def test_a_fits_allocation_does_not_follow_its_first_calls_time(compiled_backend
         monkeypatch.setattr(training, "_CALL_SECONDS", seconds)
         peaks[seconds] = peak_bytes(lambda: model.fit(X, y, epochs=50, batch_size=300))[0]
     assert abs(peaks[1e-9] - peaks[10.0]) < 0.1 * peaks[10.0], peaks
+
+
+def test_a_later_fit_needs_no_call_to_time_its_step(monkeypatch):
+    """A model's first fit at a batch size times one epoch alone, then runs the rest in one
+    call; a later fit sizes its calls from that time and runs all its epochs in one."""
+    from fastmlp import training
+
+    calls = []
+    real = training.EpochRunner._call
+    monkeypatch.setattr(training.EpochRunner, "_call",
+                        lambda self, steps, args: calls.append(steps) or real(self, steps, args))
+    X, y = datasets.spiral(n_per_class=20, dtype="float64")  # 60 rows: 6 batches of 10
+    model = MLP([2, 8, 3], dtype="float64", seed=1)
+    for fit in range(3):
+        model.fit(X, y, epochs=4, batch_size=10 if fit < 2 else 20)
+    assert calls == [6, 18, 24, 3, 9]  # a new batch size is timed again
