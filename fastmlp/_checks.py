@@ -97,13 +97,12 @@ def targets(y, n_samples, n_outputs, output, loss, dtype, name="y"):
 def _one_hot(labels, n_classes, dtype, name):
     if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
         raise ValueError(f"{name} class labels must be whole numbers, got {labels[labels != np.round(labels)][0]}")
-    bad = (labels < 0) | (labels >= n_classes)
-    if bad.any():
+    low, high = labels.min(), labels.max()
+    if low < 0 or high >= n_classes:
+        bad = labels[(labels < 0) | (labels >= n_classes)][0]
         raise ValueError(f"{name} class labels must be in 0..{n_classes - 1}, got "
-                         f"{labels[bad][0]} (min {labels.min()}, max {labels.max()})")
-    Y = np.zeros((labels.size, n_classes), dtype)
-    Y[np.arange(labels.size), labels.astype(np.int64)] = 1
-    return Y
+                         f"{bad} (min {low}, max {high})")
+    return np.eye(n_classes, dtype=dtype).take(labels.astype(np.int64), axis=0)  # C order
 
 
 def _probabilities(y, name, rows_sum_to_one):
