@@ -47,6 +47,9 @@ MIN_LOOP_COLUMNS = 8
 DOT_COLUMNS = 4
 #: Elements of a kernel's stack scratch (16 KiB float32): far below a thread's stack.
 STACK_ITEMS = 4096
+#: MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6), the x86 SSE control
+#: word's bits that the training kernels of both backends set for their own call.
+FLUSH_DENORMALS = 0x8040
 #: Rows of B packed at once by the blocked product: the packed block stays in L2.
 PACK_ROWS = 256
 #: Per kind, the blocked product's register tile: TILE_ROWS rows of two vectors of
@@ -147,7 +150,8 @@ def narrow_pair(n_samples, layers, spec):
 CONSTANTS = {name: globals()[name] for name in (
     "TINY_GEMM", "SMALL_GEMM", "NARROW_GEMM", "NARROW_K", "MIN_LOOP_COLUMNS", "DOT_COLUMNS",
     "STACK_ITEMS", "PACK_ROWS", "TILE_ROWS", "TILE_COLUMNS_MAX", "VECTOR_BYTES", "LOOP_PATH",
-    "NARROW_K_PATH", "NARROW_N_PATH", "BLAS_PATH", "TILE_VECTOR_BYTES", "COPY_BT")}
+    "NARROW_K_PATH", "NARROW_N_PATH", "BLAS_PATH", "TILE_VECTOR_BYTES", "COPY_BT",
+    "FLUSH_DENORMALS")}
 #: The functions the Numba kernels call (compiled into them)...
 FUNCTIONS = (tile_columns, dot_padded, narrow_k_applies, gemm_path)
 #: ... and the C signatures under which setup.py gives their bodies, as they are, to the

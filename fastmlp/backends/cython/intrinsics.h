@@ -7,14 +7,14 @@
 #include <string.h>
 #include "tuning.h"
 
-/* Flush-to-zero and denormals-are-zero (MXCSR bits 15 and 6) for one training call: a
-   network near convergence fills with denormal floats (tiny probabilities, Adam's second
-   moments), each operation on one costing ~100 cycles. denormals_off returns the old
+/* Flush-to-zero and denormals-are-zero (MXCSR's FLUSH_DENORMALS bits) for one training
+   call: a network near convergence fills with denormal floats (tiny probabilities, Adam's
+   second moments), each operation on one costing ~100 cycles. denormals_off returns the old
    control word for fp_control_restore. Off x86 both do nothing. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
 static inline unsigned int denormals_off(void) {
-    unsigned int old = _mm_getcsr(); _mm_setcsr(old | 0x8040u); return old;
+    unsigned int old = _mm_getcsr(); _mm_setcsr(old | FLUSH_DENORMALS); return old;
 }
 static inline void fp_control_restore(unsigned int old) { _mm_setcsr(old); }
 #else

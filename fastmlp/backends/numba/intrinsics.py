@@ -267,9 +267,6 @@ def _tile(typingctx, a_pack, b_pack, b_offset, depth, out, row, col, accumulate)
     return signature, codegen
 
 
-# MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6), the SSE control register
-# of x86: the training kernels set them for their own call (see ``denormals_off``).
-FLUSH_DENORMALS = 0x8040
 X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
 
@@ -294,7 +291,7 @@ def _denormals_off(typingctx):
         cell = cgutils.alloca_once(builder, word)
         _mxcsr(builder, "stmxcsr", cell)
         old = builder.load(cell)
-        builder.store(builder.or_(old, ir.Constant(word, FLUSH_DENORMALS)), cell)
+        builder.store(builder.or_(old, ir.Constant(word, tuning.FLUSH_DENORMALS)), cell)
         _mxcsr(builder, "ldmxcsr", cell)
         return old
 
