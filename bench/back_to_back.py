@@ -10,7 +10,9 @@ training step, 784-512-512-10 batch 256, RMSprop), this times, in one run and in
 - the two in one loop, ``kernel(); numpy.matmul()``, with no pause, each call timed apart.
 
 It prints each side's time alone and beside the other, and the share of its speed alone it
-keeps (target >= 85%): the median over ``--turns`` turns of each turn's median call, and of
+keeps (target >= 85%), and as a control the ``numpy`` backend's MNIST step beside
+numpy.matmul (one pool, NumPy's: what the pairing itself costs, the two evicting each
+other's data from the caches): the median over ``--turns`` turns of each turn's median call, and of
 its fastest call (the noise of a shared machine only slows calls; a pool spinning beside
 a kernel slows every call). Then the CPU time the idle threads of each kernel's pools burn
 in the ``PAUSE_S`` after one call (spinning, measured by the process's CPU clock: the load
@@ -47,11 +49,15 @@ def kernels(names, dt=np.float32):
         raw = backends.get(name).raw
         found[f"{name} matmul_blocked"] = lambda raw=raw: raw.matmul_blocked(A, B, out)
         found[f"{name} linear_forward"] = lambda raw=raw: raw.linear_forward(A, B, b, RELU, out)
-        sizes, batch, opt, output = NETWORKS["mnist"]
-        found[f"{name} mnist step"] = step_case("step", "mnist", sizes, batch, "float32", opt,
-                                                output).build(name)
+        found[f"{name} mnist step"] = mnist_step(name)
+    found["numpy mnist step"] = mnist_step("numpy")  # the control: the pairing within NumPy
     C = np.empty((M, N), dt)
     return found, (lambda: np.matmul(A, B, out=C))
+
+
+def mnist_step(backend):
+    sizes, batch, opt, output = NETWORKS["mnist"]
+    return step_case("step", "mnist", sizes, batch, "float32", opt, output).build(backend)
 
 
 def timed_loop(calls, fns):
