@@ -167,3 +167,19 @@ def test_a_scalar_table_holds_each_steps_scalars_across_its_recomputes(steps):
         # rtol: NumPy's vectorised power differs from a float's in the last bits
         np.testing.assert_allclose(table.rows(m), expected, rtol=1e-13)
         table.count(m)
+
+
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.5, 0.99), (0.0, 0.9999)])
+def test_adams_bias_corrections_are_the_published_ones_at_any_step(betas):
+    """lr / (1 - beta1**t) and sqrt(1 - beta2**t), exactly, from the first step to long past
+    the one where the powers underflow (where the computation stops raising them)."""
+    opt = optim.Adam(lr=0.01, betas=betas)
+    t = np.concatenate([np.arange(1, 50_000), [10**6, 10**9]]).astype(np.int64)
+    beta1, beta2 = betas
+    table = opt._table_scalars(t)
+    step_size, root = table[0], table[4]
+    np.testing.assert_array_equal(step_size, 0.01 / (1 - beta1 ** t.astype(float)))
+    np.testing.assert_array_equal(root, np.sqrt(1 - beta2 ** t.astype(float)))
+    for one in (1, 7, 4_000, 10**6):  # a step's scalars, in Python floats
+        assert opt._scalars(one)[0] == 0.01 / (1 - beta1 ** one)
+        assert opt._scalars(one)[4] == math.sqrt(1 - beta2 ** one)

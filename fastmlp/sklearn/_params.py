@@ -24,8 +24,14 @@ class SklearnAdam(optim.Adam):
     is torch's rule with ``eps / sqrt(1 - beta2**t)`` at step ``t``."""
 
     def _scalars(self, t):
-        step, beta1, beta2, eps, correction, *rest = super()._scalars(t)
-        return (step, beta1, beta2, eps / correction, correction, *rest)
+        return _eps_corrected(*super()._scalars(t))
+
+    def _table_scalars(self, t):
+        return _eps_corrected(*super()._table_scalars(t))
+
+
+def _eps_corrected(step, beta1, beta2, eps, correction, *rest):
+    return (step, beta1, beta2, eps / correction, correction, *rest)
 
 
 def _adam(p, scale):
