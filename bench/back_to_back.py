@@ -12,9 +12,9 @@ training step, 784-512-512-10 batch 256, RMSprop), this times, in one run and in
 It prints each side's time alone and beside the other, and the share of its speed alone it
 keeps (target >= 85%), and as a control the ``numpy`` backend's MNIST step beside
 numpy.matmul (one pool, NumPy's: what the pairing itself costs, the two evicting each
-other's data from the caches): the median over ``--turns`` turns of each turn's median call, and of
-its fastest call (the noise of a shared machine only slows calls; a pool spinning beside
-a kernel slows every call). Then the CPU time the idle threads of each kernel's pools burn
+other's data from the caches): the median over ``--turns`` turns of each turn's median
+call, and of its fastest call (the noise of a shared machine only slows calls; a pool
+spinning beside a kernel slows every call). Then the CPU time the idle threads of each kernel's pools burn
 in the ``PAUSE_S`` after one call (spinning, measured by the process's CPU clock: the load
 of other processes does not add to it), the thread pools (threadpoolctl), Numba's
 threading layer and the thread settings in force.
