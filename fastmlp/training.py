@@ -133,9 +133,6 @@ class EpochRunner:
         self._fixed = (X, Y, ws.work, self.layers, model._spec, model._coefs, code, state)
         self._rows = np.arange(self.n)
         self.per_call, self.together = 0, together  # epochs a call: timed; at most
-        # A step's time as the model's last fit at this batch size measured it: a fit after
-        # the first needs no one-epoch call to time it.
-        self._step_seconds = model._step_seconds.get(batch_size)
         # Tables for the most epochs a call may run, as far as _CALL_BYTES holds them, here:
         # whatever the first call's time says, a fit allocates the same each time.
         self._grow(min(together, self._most_epochs()) if together else 1)
@@ -169,9 +166,12 @@ class EpochRunner:
         """Epochs the next call runs: as many as take about ``_CALL_SECONDS`` (by a step's
         time as last measured; one, to measure it, in a model's first fit at this batch
         size), fit ``_CALL_BYTES`` and are at most ``together``."""
-        if self.per_call == 0 and self._step_seconds is not None:
+        # A step's time as the model's last call at this batch size measured it: a fit after
+        # the first needs no one-epoch call to time it.
+        step_seconds = self.model._step_seconds.get(self.b)
+        if self.per_call == 0 and step_seconds is not None:
             self.per_call = max(1, min(self._most_epochs(), int(
-                _CALL_SECONDS / max(self._step_seconds * self.batches, 1e-9))))
+                _CALL_SECONDS / max(step_seconds * self.batches, 1e-9))))
         count = min(remaining, max(self.per_call, 1), self.together or remaining)
         if count > self.capacity:  # a runner not told its fit's epochs
             self._grow(count)
@@ -238,8 +238,7 @@ class EpochRunner:
             args[13].reshape(steps, -1)[...] = self.table.rows(steps)
         started = time.perf_counter()
         result = self._kernel(*args)
-        self._step_seconds = (time.perf_counter() - started) / steps
-        self.model._step_seconds[self.b] = self._step_seconds
+        self.model._step_seconds[self.b] = (time.perf_counter() - started) / steps
         if self.table is not None:  # the steps whose update stayed
             self.table.count(steps if result < 0 else result - (result == steps))
         return result
