@@ -5,9 +5,9 @@ Both compiled backends follow this table. The Numba backend compiles ``FUNCTIONS
 they are, into its kernels; ``setup.py`` writes ``CONSTANTS`` into ``cython/tuning.h`` and
 the same functions' bodies, under ``CYTHON_SIGNATURES``, into ``cython/tuning.pxi`` for
 the Cython build (tests/test_twins.py checks that the build agrees). ``narrow_pair``
-runs in Python, for both backends. Numba's disk cache is keyed on each kernel's own file,
-not on this one: after changing a value here, delete ``fastmlp/backends/numba/__pycache__``
-(the Cython build sees the change itself).
+runs in Python, for both backends. Numba's disk cache is keyed on every source of the
+backend, this one included (``intrinsics.WholeBackendStamp``): a change here recompiles
+the kernels on their next use, as the Cython build sees it itself.
 The values that depend on the machine's kind (``cpu.machine_kind``: the BLAS kernels its
 CPU runs) come from ``BY_KIND``: the Cython build takes the building machine's, Numba the
 importing machine's (its cache entries are keyed on the CPU's features, which decide the
