@@ -32,6 +32,7 @@ class _Workspace:
     uniforms: list  # dropout uniform buffers of the hidden layers (training only)
     logits: np.ndarray  # output pre-activation Z, (n, n_outputs)
     outputs: np.ndarray  # output activation A, (n, n_outputs)
+    forward: tuple = None  # (kernel, extra) of the forward_kernel hook, for inference
 
 
 class MLP:
@@ -150,7 +151,10 @@ class MLP:
 
     def _forward_chunk(self, X):
         ws = self._workspace(X.shape[0], training=False)
-        self.backend.raw.network_forward(X, self._theta, ws.work, ws.layers, self._spec)
+        if ws.forward is None:
+            ws.forward = self.backend.forward_kernel(X, ws.layers, self._spec)
+        kernel, extra = ws.forward
+        kernel(X, self._theta, ws.work, ws.layers, self._spec, *extra)
         return ws
 
     predict_proba = forward

@@ -21,6 +21,27 @@ def test_every_backend_module_follows_the_contract(backend):
         assert getattr(backend, name).__doc__ == spec.stub.__doc__
 
 
+def test_a_kernel_may_add_trailing_parameters_only_with_defaults():
+    """A backend's own compile-time choices (numba's ``narrow``) may follow the contract's
+    parameters, with defaults, so that a contract call still binds; nothing else differs."""
+    import types
+
+    from fastmlp.backends import _contract_problems
+
+    numpy_module = backends.get("numpy").raw
+
+    def module_with(matmul):
+        module = types.SimpleNamespace(**{n: getattr(numpy_module, n) for n in contract.KERNELS})
+        module.matmul = matmul
+        return module
+
+    assert _contract_problems(module_with(lambda A, B, out, narrow=True: None)) == []
+    for wrong in (lambda A, B, out, narrow: None, lambda A, B: None, lambda B, A, out: None):
+        problems = _contract_problems(module_with(wrong))
+        assert len(problems) == 1 and "differs from the contract matmul('A', 'B', 'out')" in \
+            problems[0], problems
+
+
 def test_unknown_backend_names_the_choices():
     with pytest.raises(ValueError, match=r"backend must be one of \['cython', 'numba', 'numpy', 'python'\], got 'jax'"):
         backends.get("jax")

@@ -144,3 +144,100 @@ def test_borrowed_arguments_are_the_callers_arrays(numba_backend):
     assert kernel(flat, strided, None) == (2 * 6.0, True)
     np.testing.assert_array_equal(flat, [0.0, 6.0, 6.0, 0.0])
     assert (sys.getrefcount(flat), sys.getrefcount(strided)) == refs
+
+
+#: Networks and batches whose products take no narrow loop, and some that do.
+WIDE = [([64, 100, 10], 32), ([2, 8, 1], 4), ([8, 16, 8], 64)]
+NARROW = [([3, 40, 10], 64), ([20, 30, 5], 64)]
+
+
+def network_arguments(sizes, batch, dtype=np.float64, seed=0):
+    """Arguments of network_loss_and_grads for a softmax network over ``batch`` rows."""
+    from fastmlp.backends import contract, layout
+    rng = np.random.default_rng(seed)
+    plan = layout.plan(sizes, batch, 0.0, True)
+    theta = rng.normal(scale=0.5, size=layout.theta_offsets(sizes)[1]).astype(dtype)
+    X = rng.normal(size=(batch, sizes[0])).astype(dtype)
+    Y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], batch)]
+    spec = np.array([contract.RELU, contract.SOFTMAX, contract.CROSS_ENTROPY], np.int64)
+    return [X, Y, theta, np.zeros_like(theta), np.zeros(plan.work_size, dtype), plan.layers,
+            spec, np.array([0.0, 1e-3, 1e-3])]
+
+
+@pytest.mark.parametrize("sizes, batch", WIDE + NARROW)
+def test_the_hooks_give_narrow_none_exactly_where_no_product_takes_a_narrow_loop(
+        numba_backend, sizes, batch):
+    from fastmlp.backends import layout, tuning
+    layers = layout.plan(sizes, batch).layers
+    narrow = any(path in tuning.NARROW_LOOPS for products in tuning.layer_paths(sizes, batch)
+                 for path in products.values())
+    assert tuning.narrow_loops(batch, layers) == narrow == ((sizes, batch) in NARROW)
+    X = np.zeros((batch, sizes[0]))
+    expected = (True if narrow else None,)
+    assert numba_backend.step_kernel(X, layers, np.zeros(3, np.int64)) == (
+        numba_backend.raw.layered_train_step, expected)
+    forward_layers = layout.plan(sizes, batch, training=False).layers
+    assert numba_backend.forward_kernel(X, forward_layers, np.zeros(3, np.int64))[1] == (
+        (True,) if tuning.narrow_loops(batch, forward_layers, training=False) else (None,))
+
+
+def test_an_epoch_decides_narrow_by_its_full_batches(numba_backend):
+    """The last batch of digits in 32s (1347 rows: 3 left) would take the narrow-k loop for
+    its weight gradient; the epoch kernel is still the one without narrow loops."""
+    from fastmlp.backends import layout, tuning
+    sizes, spec = [64, 100, 10], np.zeros(3, np.int64)
+    full, last = layout.plan(sizes, 32).layers, layout.plan(sizes, 3).layers
+    assert not tuning.narrow_loops(32, full) and tuning.narrow_loops(3, last)
+    order, Xb = np.zeros((1, 1347), np.int64), np.zeros((32, 64))
+    assert numba_backend.epoch_kernel(order, Xb, np.stack([full, last]), spec) == (
+        numba_backend.raw.layered_train_epoch, (None,))
+
+
+@pytest.mark.parametrize("sizes, batch", WIDE)
+def test_without_narrow_loops_a_wide_network_is_computed_bit_for_bit_the_same(
+        numba_backend, sizes, batch):
+    kernel = numba_backend.raw.layered_loss_and_grads
+    results = []
+    for narrow in (True, None):
+        args = network_arguments(sizes, batch)
+        results.append((kernel(*args, narrow), args[3]))
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize("sizes, batch", NARROW + [([64, 100, 10], 3)])
+def test_without_narrow_loops_a_narrow_shape_takes_blas_and_agrees(numba_backend, sizes, batch):
+    """What an epoch's short last batch runs: the same gradients by the other paths."""
+    from fastmlp import backends
+    args = network_arguments(sizes, batch)
+    loss = numba_backend.raw.layered_loss_and_grads(*args, None)
+    reference = network_arguments(sizes, batch)
+    expected = backends.get("numpy").raw.network_loss_and_grads(*reference)
+    assert loss == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(args[3], reference[3], rtol=1e-10, atol=1e-12)
+
+
+def test_a_network_without_narrow_products_compiles_no_narrow_loop(numba_backend, tmp_path):
+    """A cold process (empty cache) stepping a wide network compiles the products it takes
+    and none of the narrow loops: the compile time a first digits or MNIST step saves."""
+    out = run_python("""
+        import json
+        import numpy as np
+        from numba.core import event
+        from fastmlp import MLP
+        compiled = set()
+        class Names(event.Listener):
+            def on_start(self, ev):
+                compiled.add(ev.data["dispatcher"].py_func.__name__)
+            def on_end(self, ev):
+                pass
+        event.register("numba:compile", Names())
+        X = np.random.default_rng(0).random((64, 8))
+        MLP([8, 16, 8], backend="numba", dtype="float64").make_step(X, np.arange(64) % 8,
+                                                                     "sgd")()
+        print(json.dumps(sorted(compiled)))
+    """, NUMBA_CACHE_DIR=str(tmp_path))
+    compiled = set(__import__("json").loads(out.splitlines()[-1]))
+    assert {"layered_train_step", "gemm_on_path", "linear_forward"} <= compiled, compiled
+    assert not compiled & {"narrow_k", "narrow_k_rows", "narrow_n", "narrow_n_transposed_a",
+                           "weight_grads"}, compiled

@@ -163,7 +163,9 @@ def test_both_backends_choose_the_narrow_pair_for_the_same_networks(sizes, n, hi
         backend = require(name)
         kernel, extra = backend.step_kernel(X, plan.layers, spec)
         expected = backend.raw.narrow_pair_train_step if pair else backend.raw.layered_train_step
-        assert kernel is expected and extra == pair, name
+        assert kernel is expected, name
+        # The layered step of numba also takes its ``narrow`` argument (test_numba.py).
+        assert extra == pair if pair or name == "cython" else extra in ((True,), (None,)), name
 
 
 def test_network_loss_and_grads_runs_the_narrow_pair_too(compiled_backend):

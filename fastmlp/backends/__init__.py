@@ -51,7 +51,8 @@ class Backend:
 
 
 def _contract_problems(module):
-    """Kernels the module lacks, or whose parameter names differ from the contract."""
+    """Kernels the module lacks, or whose parameter names differ from the contract (a
+    kernel may add trailing parameters with defaults: compile-time choices of its own)."""
     problems = []
     for name, spec in contract.KERNELS.items():
         func = getattr(module, name, None)
@@ -60,11 +61,14 @@ def _contract_problems(module):
             continue
         func = getattr(func, "py_func", func)  # a Numba dispatcher's Python function
         try:
-            params = tuple(inspect.signature(func).parameters)
+            parameters = inspect.signature(func).parameters
         except (TypeError, ValueError):
             continue  # a compiled function without introspectable parameters
-        if params != spec.params:
-            problems.append(f"{name}{params} differs from the contract {name}{spec.params}")
+        params, own = tuple(parameters)[:len(spec.params)], tuple(parameters)[len(spec.params):]
+        if params != spec.params or any(parameters[p].default is inspect.Parameter.empty
+                                        for p in own):
+            problems.append(f"{name}{tuple(parameters)} differs from the contract "
+                            f"{name}{spec.params}")
     return problems
 
 

@@ -177,20 +177,34 @@ def count_correct(P, Y):
     return int(np.count_nonzero((P[:, 0] > 0.5) == (Y[:, 0] > 0.5)))
 
 
-def choose_network(k):
+def narrow_argument(narrow_loops, *passes):
+    """The layered kernels' trailing arguments for ``passes`` of ``(n_samples, layers)``:
+    none without ``narrow_loops`` (a backend whose kernels take no ``narrow``), else
+    ``narrow``: True if ``narrow_loops(n_samples, layers)`` holds for one of them, else None
+    (the Numba backend then compiles no narrow loop in: ``tuning.narrow_loops``)."""
+    if narrow_loops is None:
+        return ()
+    return (True if any(narrow_loops(n, layers) for n, layers in passes) else None,)
+
+
+def choose_network(k, narrow_loops=None):
     """``(step_kernel, network_loss_and_grads, network_train_step)`` for a compiled backend
     whose module ``k`` has ``layered_*`` and ``narrow_pair_*`` kernels: each entry point
     asks ``narrow_pair`` which one runs (the model asks once per batch shape, by
-    ``step_kernel``)."""
+    ``step_kernel``), and the layered one gets ``narrow_argument``."""
 
     def step_kernel(X, layers, spec):
         pair = narrow_pair(X.shape[0], layers, spec)
-        return (k.narrow_pair_train_step, pair) if pair else (k.layered_train_step, ())
+        if pair:
+            return k.narrow_pair_train_step, pair
+        return k.layered_train_step, narrow_argument(narrow_loops, (X.shape[0], layers))
 
     def network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
-        pair = narrow_pair(X.shape[0], layers, spec)
+        extra = pair = narrow_pair(X.shape[0], layers, spec)
+        if not pair:
+            extra = narrow_argument(narrow_loops, (X.shape[0], layers))
         kernel = k.narrow_pair_loss_and_grads if pair else k.layered_loss_and_grads
-        return kernel(X, Y, theta, grad, work, layers, spec, coefs, *pair)
+        return kernel(X, Y, theta, grad, work, layers, spec, coefs, *extra)
 
     def network_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state,
                            scalars):
@@ -201,17 +215,19 @@ def choose_network(k):
     return step_kernel, network_loss_and_grads, network_train_step
 
 
-def choose_epoch(k):
+def choose_epoch(k, narrow_loops=None):
     """``(epoch_kernel, network_train_epoch)`` for a compiled backend whose module ``k`` has
     ``layered_train_epoch`` and ``narrow_pair_train_epoch``: the narrow-pair one when
-    ``narrow_pair`` takes the full or the last batch."""
+    ``narrow_pair`` takes the full or the last batch; the layered one gets
+    ``narrow_argument`` of the full batches. The last batch, if it alone would take a narrow
+    loop (a weight gradient over 1 to 4 rows), takes the i-k-j loop or BLAS instead: one
+    product an epoch, where compiling the narrow loops costs a first ``fit`` a minute."""
 
     def epoch_kernel(order, Xb, layers, spec):
-        b = Xb.shape[0]
-        full, last = narrow_pair(b, layers[0], spec), narrow_pair(order.shape[1] % b or b,
-                                                                   layers[1], spec)
+        b, m = Xb.shape[0], order.shape[1] % Xb.shape[0] or Xb.shape[0]
+        full, last = narrow_pair(b, layers[0], spec), narrow_pair(m, layers[1], spec)
         if not (full or last):
-            return k.layered_train_epoch, ()
+            return k.layered_train_epoch, narrow_argument(narrow_loops, (b, layers[0]))
         return k.narrow_pair_train_epoch, (bool(full), bool(last)) + (full or last)
 
     def network_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs,

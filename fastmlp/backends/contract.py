@@ -424,10 +424,17 @@ def default_step_kernel(kernels, X, layers, spec):
     return kernels.network_train_step, ()
 
 
+def default_forward_kernel(kernels, X, layers, spec):
+    """Hook ``forward_kernel(X, layers, spec) -> (kernel, extra)``: the inference kernel for
+    this network and batch, called as ``kernel(*network_forward's arguments, *extra)``.
+    Default: ``(kernels.network_forward, ())``."""
+    return kernels.network_forward, ()
+
+
 def default_specialise(kernels, kernel, args, literals=()):
     """Hook ``specialise(kernel, args, literals=()) -> kernel``: ``kernel`` bound to the
-    types of ``args`` and the values of the trailing integer ``literals``, for a caller
-    whose arguments keep exactly those. Default: ``kernel`` itself."""
+    types of ``args`` and of the trailing ``literals`` (the values of the integers among
+    them), for a caller whose arguments keep exactly those. Default: ``kernel`` itself."""
     return kernel
 
 
@@ -448,6 +455,7 @@ def default_matmul_variant(kernels, A, B, out):
 
 #: Hook name -> default (called with the backend module first).
 HOOKS = {"step_kernel": default_step_kernel, "epoch_kernel": default_epoch_kernel,
+         "forward_kernel": default_forward_kernel,
          "specialise": default_specialise,
          "matmul_blocked": default_matmul_variant, "matmul_blas": default_matmul_variant}
 #: Hooks taking arrays, checked as the kernel named here.

@@ -124,6 +124,20 @@ def layer_paths(sizes, batch):
     return paths
 
 
+#: The paths of ``layer_paths`` that run a narrow loop (the rest: the i-k-j loop or BLAS).
+NARROW_LOOPS = ("narrow_k", "narrow_n", "weight_grads")
+
+
+def narrow_loops(n_samples, layers, training=True):
+    """Whether a layer-by-layer pass over ``n_samples`` rows of the network whose layout
+    table is ``layers`` (a training step, or with ``training`` False inference) runs any
+    narrow loop. When none does, the Numba backend compiles its network kernels without
+    them (their ``narrow`` argument None): most of a first step's compile time."""
+    sizes = [int(layers[0, FAN_IN])] + [int(f) for f in layers[:, FAN_OUT]]
+    return any(path in NARROW_LOOPS for products in layer_paths(sizes, n_samples)
+               for product, path in products.items() if training or product == "XW")
+
+
 def describe():
     """This process's machine kind and the thresholds it chose, for the report."""
     return dict(kind=KIND, **{name: CONSTANTS[name] for name in (

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 from numba.core import event, types
 
-from fastmlp.backends.compose import choose_epoch, choose_network
+from fastmlp.backends.compose import choose_epoch, choose_network, narrow_argument
 from fastmlp.backends.numba.blocked import matmul_blocked
 from fastmlp.backends.numba.elementwise import (activation_backward, activation_forward,
                                                 dropout_apply, penalty)
@@ -34,15 +34,27 @@ from fastmlp.backends.numba.network import (layered_loss_and_grads, layered_trai
                                             network_forward)
 from fastmlp.backends.numba.updates import (adagrad_update, adam_update, rmsprop_update,
                                             sgd_update)
+from fastmlp.backends.tuning import narrow_loops
 
-step_kernel, network_loss_and_grads, network_train_step = choose_network(sys.modules[__name__])
-epoch_kernel, network_train_epoch = choose_epoch(sys.modules[__name__])
+# The layered kernels compile no narrow loop for a network none of whose products takes one
+# (``narrow`` None): most of a first step's compile time (README, first use).
+step_kernel, network_loss_and_grads, network_train_step = choose_network(
+    sys.modules[__name__], narrow_loops)
+epoch_kernel, network_train_epoch = choose_epoch(sys.modules[__name__], narrow_loops)
+
+
+def forward_kernel(X, layers, spec):
+    """The contract's hook: ``network_forward`` with its ``narrow`` argument for this
+    batch, as the training kernels get theirs (``compose.narrow_argument``)."""
+    return network_forward, narrow_argument(
+        lambda n, table: narrow_loops(n, table, training=False), (X.shape[0], layers))
 
 
 def specialise(kernel, args, literals=()):
-    """``kernel`` compiled for the types of ``args`` and the values of ``literals`` (the
-    trailing integer arguments it asks ``literally`` for), called without Numba's per-call
-    type dispatch (a sixth of a small network's step). Only for a caller whose
+    """``kernel`` compiled for the types of ``args`` and of ``literals``, the trailing
+    arguments it takes from a hook: the values of the integers among them (which it asks
+    ``literally`` for), the types of the others (``narrow``: True or None), called without
+    Numba's per-call type dispatch (a sixth of a small network's step). Only for a caller whose
     arguments keep exactly these types and values (the model's step binds its arrays once).
     Remembered per kernel and argument kinds: ``numba.typeof`` of an epoch kernel's 20
     arguments took ~170 us of every ``fit`` call."""
@@ -53,7 +65,8 @@ def specialise(kernel, args, literals=()):
     if found is None:
         found = _SPECIALISED[key] = kernel.compile(
             tuple(numba.typeof(a) for a in args)
-            + tuple(numba.types.literal(v) for v in literals))
+            + tuple(numba.types.literal(v) if type(v) is int else numba.typeof(v)
+                    for v in literals))
     return found
 
 

@@ -68,7 +68,7 @@ def all_finite(a):
 
 @jit
 def steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
-          scalars, uniforms, saved, losses, correct, stop, pairs, kin, kout):
+          scalars, uniforms, saved, losses, correct, stop, pairs, kin, kout, narrow):
     """Steps 0..stop-1 of the contract's loop (``kin`` None: layered steps only); the
     first diverged, or -1."""
     b, c = Xb.shape[0], losses.shape[1]
@@ -82,14 +82,11 @@ def steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer
         gather(X, Y, order[e, start:start + m], Xm, Ym)
         if uniforms is not None:
             fill_uniforms(work, plan, uniforms[e], start, m)
-        pair = False
-        if kin is not None:
-            pair = pairs[last]
-        if pair:
+        if kin is not None and pairs[last]:  # pruned for layered epochs: kin is None
             loss = narrow_pair_loss_and_grads(Xm, Ym, theta, grad, work, plan, spec, coefs, kin,
                                               kout)
         else:
-            loss = layered_loss_and_grads(Xm, Ym, theta, grad, work, plan, spec, coefs)
+            loss = layered_loss_and_grads(Xm, Ym, theta, grad, work, plan, spec, coefs, narrow)
         losses[e, j] = loss
         if not math.isfinite(loss):
             return i
@@ -105,7 +102,7 @@ def steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer
 
 @jit
 def train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
-                scalars, uniforms, saved, losses, correct, pairs, kin, kout):
+                scalars, uniforms, saved, losses, correct, pairs, kin, kout, narrow):
     """``guarded_steps`` with denormals flushed, as the training step has them."""
     X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs = borrowed(
         (X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs))
@@ -114,18 +111,19 @@ def train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, opt
     control = denormals_off()
     result = guarded_steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs,
                            optimizer, state, scalars, uniforms, saved, losses, correct, pairs,
-                           kin, kout)
+                           kin, kout, narrow)
     fp_control_restore(control)
     return result
 
 
 @jit
 def guarded_steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
-                  scalars, uniforms, saved, losses, correct, pairs, kin, kout):
+                  scalars, uniforms, saved, losses, correct, pairs, kin, kout, narrow):
     """The contract's epoch around ``steps``: the divergence rule."""
     total = losses.size
     diverged = steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
-                     state, scalars, uniforms, saved, losses, correct, total, pairs, kin, kout)
+                     state, scalars, uniforms, saved, losses, correct, total, pairs, kin, kout,
+                     narrow)
     if diverged < 0 and (total == 1 or all_finite(theta)):
         return -1
     if not all_finite(theta):
@@ -134,17 +132,17 @@ def guarded_steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, o
             state[:, :] = saved[1:]
             steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
                   scalars, uniforms, saved, losses, correct,
-                  (total if diverged < 0 else diverged) - 1, pairs, kin, kout)
+                  (total if diverged < 0 else diverged) - 1, pairs, kin, kout, narrow)
     return total if diverged < 0 else diverged
 
 
 @jit
 def layered_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
-                        state, scalars, uniforms, saved, losses, correct):
-    """network_train_epoch, layer by layer."""
+                        state, scalars, uniforms, saved, losses, correct, narrow=True):
+    """network_train_epoch, layer by layer (``narrow``: as in network.py)."""
     return train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
                        state, scalars, uniforms, saved, losses, correct, (False, False), None,
-                       None)
+                       None, narrow)
 
 
 @jit
@@ -157,4 +155,4 @@ def narrow_pair_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec
     literally(kout)
     return train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
                        state, scalars, uniforms, saved, losses, correct, (full_pair, last_pair),
-                       kin, kout)
+                       kin, kout, True)

@@ -212,19 +212,23 @@ def narrow_n_transposed_a(AT, B, out):
 
 
 @jit
-def gemm(A, B, out):
-    """out = A @ B by the path ``gemm_path`` picks for the shape and the layouts."""
+def gemm(A, B, out, narrow=True):
+    """out = A @ B by the path ``gemm_path`` picks for the shape and the layouts. With
+    ``narrow`` None (a caller none of whose shapes takes a narrow loop:
+    ``tuning.narrow_loops``) the narrow loops are not compiled in."""
     m, k, n = A.shape[0], A.shape[1], B.shape[1]
     gemm_on_path(gemm_path(m, k, n, not A.flags.c_contiguous, not B.flags.c_contiguous), A, B,
-                 out)
+                 out, narrow)
 
 
 @jit
-def gemm_on_path(path, A, B, out):
-    """gemm by ``path`` (GEMM_PATHS), which must apply to the shape (its stack scratch)."""
-    if path == NARROW_K_PATH:
+def gemm_on_path(path, A, B, out, narrow=True):
+    """gemm by ``path`` (GEMM_PATHS), which must apply to the shape (its stack scratch);
+    with ``narrow`` None, a narrow path takes BLAS (Numba prunes the branches on None
+    before it types them, so their loops are never compiled)."""
+    if narrow is not None and path == NARROW_K_PATH:
         narrow_k(A, B, out, None, False, None)
-    elif path == NARROW_N_PATH:
+    elif narrow is not None and path == NARROW_N_PATH:
         if A.flags.c_contiguous:
             narrow_n(A, B, out)
         else:

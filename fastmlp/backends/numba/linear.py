@@ -7,36 +7,39 @@ from fastmlp.backends.tuning import narrow_k_applies
 
 
 @jit
-def linear_forward(X, W, b, act, out):
-    if act == RELU and narrow_k_applies(X.shape[0], X.shape[1], W.shape[1]):
+def linear_forward(X, W, b, act, out, narrow=True):
+    """The contract's; ``narrow`` None: no narrow loop compiled in (``gemm``)."""
+    if narrow is not None and act == RELU and narrow_k_applies(X.shape[0], X.shape[1],
+                                                               W.shape[1]):
         narrow_k(X, W, out, b, True, None)  # product, bias and ReLU in one pass
         return
-    gemm(X, W, out)
+    gemm(X, W, out, narrow)
     bias_activation(out, b, act)
 
 
 @jit
-def linear_backward_relu(X, W, dZ, dW, db, dX, relu_out):
+def linear_backward_relu(X, W, dZ, dW, db, dX, relu_out, narrow):
     """linear_backward; given ``relu_out`` (the ReLU output that fed this layer), dX also
     gets ReLU's derivative, in the product's pass where the shape allows."""
-    if narrow_k_applies(dZ.shape[0], X.shape[1], dZ.shape[1]):  # a narrow X: dW has few rows
-        weight_grads(X, dZ, dW, db)
+    if narrow is not None and narrow_k_applies(dZ.shape[0], X.shape[1], dZ.shape[1]):
+        weight_grads(X, dZ, dW, db)  # a narrow X: dW has few rows
     else:
-        gemm(X.T, dZ, dW)
+        gemm(X.T, dZ, dW, narrow)
         db[:] = 0
         for i in range(dZ.shape[0]):
             for j in range(dZ.shape[1]):
                 db[j] += dZ[i, j]
     if dX is None:
         return
-    if relu_out is not None and narrow_k_applies(dZ.shape[0], dZ.shape[1], W.shape[0]):
+    if narrow is not None and relu_out is not None and narrow_k_applies(dZ.shape[0], dZ.shape[1],
+                                                                        W.shape[0]):
         narrow_k(dZ, W.T, dX, None, False, relu_out)
         return
-    gemm(dZ, W.T, dX)
+    gemm(dZ, W.T, dX, narrow)
     if relu_out is not None:
         activation_backward(RELU, relu_out, dX, dX)
 
 
 @jit
-def linear_backward(X, W, dZ, dW, db, dX):
-    linear_backward_relu(X, W, dZ, dW, db, dX, None)
+def linear_backward(X, W, dZ, dW, db, dX, narrow=True):
+    linear_backward_relu(X, W, dZ, dW, db, dX, None, narrow)

@@ -1,5 +1,8 @@
 """The whole network, layer by layer, over the flat buffers of ``fastmlp.backends.layout``.
 
+``narrow`` is None when no product of the pass takes a narrow loop (``tuning.narrow_loops``,
+asked by the backend's hooks): the loops are then not compiled in (``gemm``), which is most
+of a first step's compile time; True, the entry points' default, compiles every path.
 X is never unified with a work view in one variable (its type may differ, e.g. read-only),
 hence the separate calls for the first layer.
 """
@@ -25,7 +28,7 @@ def weights(theta, row):
 
 
 @jit
-def forward(X, theta, work, layers, hidden_act, dropout):
+def forward(X, theta, work, layers, hidden_act, dropout, narrow):
     n, last = X.shape[0], layers.shape[0] - 1
     for l in range(last + 1):
         row = layers[l]
@@ -33,27 +36,28 @@ def forward(X, theta, work, layers, hidden_act, dropout):
         act, target = (IDENTITY, row[Z]) if l == last else (hidden_act, row[A])
         out = block(work, target, n, row[FAN_OUT])
         if l == 0:
-            linear_forward(X, Wl, bl, act, out)
+            linear_forward(X, Wl, bl, act, out, narrow)
         else:
-            linear_forward(block(work, layers[l - 1, OUT], n, row[FAN_IN]), Wl, bl, act, out)
+            linear_forward(block(work, layers[l - 1, OUT], n, row[FAN_IN]), Wl, bl, act, out,
+                           narrow)
         if l < last and row[U] >= 0:
             dropout_apply(out, block(work, row[U], n, row[FAN_OUT]), dropout,
                           block(work, row[OUT], n, row[FAN_OUT]))
 
 
 @jit
-def network_forward(X, theta, work, layers, spec):
+def network_forward(X, theta, work, layers, spec, narrow=True):
     X, theta, work, layers = borrowed((X, theta, work, layers))
-    forward(X, theta, work, layers, spec[HIDDEN_ACT], 0.0)
+    forward(X, theta, work, layers, spec[HIDDEN_ACT], 0.0, narrow)
     row, n = layers[-1], X.shape[0]
     activation_forward(spec[OUTPUT_ACT], block(work, row[Z], n, row[FAN_OUT]),
                        block(work, row[A], n, row[FAN_OUT]))
 
 
 @jit
-def layered_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
+def layered_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs, narrow=True):
     """network_loss_and_grads, layer by layer."""
-    loss = forward_backward(X, Y, theta, grad, work, layers, spec, coefs)
+    loss = forward_backward(X, Y, theta, grad, work, layers, spec, coefs, narrow)
     return loss + penalties(theta, grad, layers, coefs)
 
 
@@ -69,10 +73,10 @@ def penalties(theta, grad, layers, coefs):
 
 
 @jit
-def forward_backward(X, Y, theta, grad, work, layers, spec, coefs):
+def forward_backward(X, Y, theta, grad, work, layers, spec, coefs, narrow):
     """Loss and gradients, penalties aside, with activations stored samples x units."""
     n, hidden_act, dropout = X.shape[0], spec[HIDDEN_ACT], coefs[DROPOUT]
-    forward(X, theta, work, layers, hidden_act, dropout)
+    forward(X, theta, work, layers, hidden_act, dropout, narrow)
     row = layers[-1]
     loss = output_loss(spec[OUTPUT_ACT], spec[LOSS], block(work, row[Z], n, row[FAN_OUT]), Y,
                        block(work, row[A], n, row[FAN_OUT]),
@@ -83,7 +87,7 @@ def forward_backward(X, Y, theta, grad, work, layers, spec, coefs):
         dWl, dbl = weights(grad, row)
         dZl = block(work, row[DZ], n, row[FAN_OUT])
         if l == 0:
-            linear_backward(X, Wl, dZl, dWl, dbl, None)
+            linear_backward(X, Wl, dZl, dWl, dbl, None, narrow)
             continue
         prev = layers[l - 1]
         inp, d_inp = block(work, prev[OUT], n, row[FAN_IN]), block(work, prev[DZ], n, row[FAN_IN])
@@ -91,9 +95,9 @@ def forward_backward(X, Y, theta, grad, work, layers, spec, coefs):
         # ReLU's and dropout's masks commute exactly (each keeps an entry or zeroes it, and
         # dropout's scaling of a zero is zero), so ReLU's derivative may come first, fused.
         if hidden_act == RELU:
-            linear_backward_relu(inp, Wl, dZl, dWl, dbl, d_inp, prev_act)
+            linear_backward_relu(inp, Wl, dZl, dWl, dbl, d_inp, prev_act, narrow)
         else:
-            linear_backward_relu(inp, Wl, dZl, dWl, dbl, d_inp, None)
+            linear_backward_relu(inp, Wl, dZl, dWl, dbl, d_inp, None, narrow)
         if prev[U] >= 0:
             dropout_apply(d_inp, block(work, prev[U], n, row[FAN_IN]), dropout, d_inp)
         if hidden_act != RELU:
@@ -102,12 +106,13 @@ def forward_backward(X, Y, theta, grad, work, layers, spec, coefs):
 
 
 @jit
-def layered_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state, scalars):
+def layered_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state, scalars,
+                       narrow=True):
     """network_train_step, layer by layer."""
     X, Y, theta, grad, work, layers, spec, coefs, state, scalars = borrowed(
         (X, Y, theta, grad, work, layers, spec, coefs, state, scalars))
     control = denormals_off()
-    loss = layered_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs)
+    loss = layered_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs, narrow)
     update(optimizer, theta, grad, state, scalars)
     fp_control_restore(control)
     return loss
