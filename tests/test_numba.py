@@ -241,3 +241,7 @@ def test_a_network_without_narrow_products_compiles_no_narrow_loop(numba_backend
     assert {"layered_train_step", "gemm_on_path", "linear_forward"} <= compiled, compiled
     assert not compiled & {"narrow_k", "narrow_k_rows", "narrow_n", "narrow_n_transposed_a",
                            "weight_grads"}, compiled
+    # The thin levels are inlined into their callers (intrinsics.inline_jit), not compiled
+    # apart: each compiled function optimises and emits its callees' code once more.
+    assert not compiled & {"forward", "forward_backward", "layered_loss_and_grads", "gemm",
+                           "sgd_update"}, compiled

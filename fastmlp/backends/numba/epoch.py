@@ -8,7 +8,8 @@ import math
 from numba import literally
 
 from fastmlp.backends.contract import A, FAN_OUT, U
-from fastmlp.backends.numba.intrinsics import borrowed, denormals_off, fp_control_restore, jit
+from fastmlp.backends.numba.intrinsics import (borrowed, denormals_off, fp_control_restore,
+                                              inline_jit, jit)
 from fastmlp.backends.numba.narrow_pair import narrow_pair_loss_and_grads
 from fastmlp.backends.numba.network import block, layered_loss_and_grads
 from fastmlp.backends.numba.updates import update
@@ -100,7 +101,7 @@ def steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer
     return -1
 
 
-@jit
+@inline_jit
 def train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
                 scalars, uniforms, saved, losses, correct, pairs, kin, kout, narrow):
     """``guarded_steps`` with denormals flushed, as the training step has them."""
@@ -116,7 +117,7 @@ def train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, opt
     return result
 
 
-@jit
+@inline_jit
 def guarded_steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
                   scalars, uniforms, saved, losses, correct, pairs, kin, kout, narrow):
     """The contract's epoch around ``steps``: the divergence rule."""

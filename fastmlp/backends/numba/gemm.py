@@ -6,8 +6,8 @@ forward, ReLU's derivative into dX, db into dW); measurements in docs/performanc
 import numpy as np
 from numba import literally
 
-from fastmlp.backends.numba.intrinsics import (contract_jit, copy_into, jit, reassoc_jit,
-                                               stack_matrix)
+from fastmlp.backends.numba.intrinsics import (contract_jit, copy_into, inline_jit, jit,
+                                               reassoc_jit, stack_matrix)
 from fastmlp.backends.tuning import (COPY_BT, LOOP_PATH, NARROW_K_PATH, NARROW_N_PATH,
                                      STACK_ITEMS, gemm_path)
 
@@ -211,7 +211,7 @@ def narrow_n_transposed_a(AT, B, out):
             out[i, j] = outT[j, i]
 
 
-@jit
+@inline_jit
 def gemm(A, B, out, narrow=True):
     """out = A @ B by the path ``gemm_path`` picks for the shape and the layouts. With
     ``narrow`` None (a caller none of whose shapes takes a narrow loop:

@@ -84,6 +84,10 @@ CACHE = not FASTMATH and cache_follows_kind()
 # error_model="numpy": division follows IEEE (inf/nan) like the NumPy reference; the
 # default "python" model checks every divisor for zero, a branch that stops vectorisation.
 jit = njit(cache=CACHE, fastmath=FASTMATH, error_model="numpy")
+# A thin level of the call tree, inlined into its callers by Numba: every compiled function
+# is its own LLVM module, which links its callees' code in and optimises and emits all of
+# it again, so each level of a deep tree costs seconds of a cold compile.
+inline_jit = njit(cache=CACHE, fastmath=FASTMATH, error_model="numpy", inline="always")
 # FMA contraction, for the product loops: their results differ from np.dot's in the last
 # bits anyway.
 contract_jit = njit(cache=CACHE, fastmath=FASTMATH or {"contract"}, error_model="numpy")

@@ -2,7 +2,7 @@
 from fastmlp.backends.contract import RELU
 from fastmlp.backends.numba.elementwise import activation_backward, bias_activation
 from fastmlp.backends.numba.gemm import gemm, narrow_k, weight_grads
-from fastmlp.backends.numba.intrinsics import jit
+from fastmlp.backends.numba.intrinsics import inline_jit, jit
 from fastmlp.backends.tuning import narrow_k_applies
 
 
@@ -40,6 +40,6 @@ def linear_backward_relu(X, W, dZ, dW, db, dX, relu_out, narrow):
         activation_backward(RELU, relu_out, dX, dX)
 
 
-@jit
+@inline_jit
 def linear_backward(X, W, dZ, dW, db, dX, narrow=True):
     linear_backward_relu(X, W, dZ, dW, db, dX, None, narrow)

@@ -10,8 +10,8 @@ from fastmlp.backends.contract import (A, B, DROPOUT, DZ, FAN_IN, FAN_OUT, HIDDE
                                        L1_COEF, L2_COEF, LOSS, OUT, OUTPUT_ACT, RELU, U, W, Z)
 from fastmlp.backends.numba.elementwise import (activation_backward, activation_forward,
                                                 dropout_apply, penalty)
-from fastmlp.backends.numba.intrinsics import (borrowed, denormals_off, fp_control_restore, jit,
-                                              matrix_view)
+from fastmlp.backends.numba.intrinsics import (borrowed, denormals_off, fp_control_restore,
+                                              inline_jit, jit, matrix_view)
 from fastmlp.backends.numba.linear import linear_backward, linear_backward_relu, linear_forward
 from fastmlp.backends.numba.losses import output_loss
 from fastmlp.backends.numba.updates import update
@@ -27,7 +27,7 @@ def weights(theta, row):
     return block(theta, row[W], row[FAN_IN], row[FAN_OUT]), theta[row[B]:row[B] + row[FAN_OUT]]
 
 
-@jit
+@inline_jit
 def forward(X, theta, work, layers, hidden_act, dropout, narrow):
     n, last = X.shape[0], layers.shape[0] - 1
     for l in range(last + 1):
@@ -54,14 +54,14 @@ def network_forward(X, theta, work, layers, spec, narrow=True):
                        block(work, row[A], n, row[FAN_OUT]))
 
 
-@jit
+@inline_jit
 def layered_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs, narrow=True):
     """network_loss_and_grads, layer by layer."""
     loss = forward_backward(X, Y, theta, grad, work, layers, spec, coefs, narrow)
     return loss + penalties(theta, grad, layers, coefs)
 
 
-@jit
+@inline_jit
 def penalties(theta, grad, layers, coefs):
     """The L1 and L2 penalties of every weight matrix, their gradients added into grad."""
     value = 0.0
@@ -72,7 +72,7 @@ def penalties(theta, grad, layers, coefs):
     return value
 
 
-@jit
+@inline_jit
 def forward_backward(X, Y, theta, grad, work, layers, spec, coefs, narrow):
     """Loss and gradients, penalties aside, with activations stored samples x units."""
     n, hidden_act, dropout = X.shape[0], spec[HIDDEN_ACT], coefs[DROPOUT]
