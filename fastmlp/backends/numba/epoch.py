@@ -8,8 +8,8 @@ import math
 from numba import literally
 
 from fastmlp.backends.contract import A, FAN_OUT, U
-from fastmlp.backends.numba.intrinsics import (borrowed, denormals_off, fp_control_restore,
-                                              inline_jit, jit)
+from fastmlp.backends.numba.intrinsics import (borrowed, copy_into, denormals_off,
+                                              fp_control_restore, inline_jit, jit)
 from fastmlp.backends.numba.narrow_pair import narrow_pair_loss_and_grads
 from fastmlp.backends.numba.network import block, layered_loss_and_grads
 from fastmlp.backends.numba.updates import update
@@ -37,7 +37,7 @@ def fill_uniforms(work, layers, uniforms, row, m):
     for l in range(layers.shape[0] - 1):
         if layers[l, U] >= 0:
             size = m * layers[l, FAN_OUT]
-            work[layers[l, U]:layers[l, U] + size] = uniforms[at:at + size]
+            copy_into(uniforms[at:at + size], work[layers[l, U]:layers[l, U] + size])
             at += size
 
 
@@ -94,9 +94,9 @@ def steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer
         out = plan[plan.shape[0] - 1]
         correct[e] += count_correct(block(work, out[A], m, out[FAN_OUT]), Ym)
         if i == 0:  # the checkpoint; the state's only for a replay, of several steps
-            saved[0, :] = theta
+            copy_into(theta, saved[0])
             if losses.size > 1:
-                saved[1:, :] = state
+                copy_into(state, saved[1:])
         update(optimizer, theta, grad, state, scalars[e, j])
     return -1
 
@@ -128,9 +128,9 @@ def guarded_steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, o
     if diverged < 0 and (total == 1 or all_finite(theta)):
         return -1
     if not all_finite(theta):
-        theta[:] = saved[0]
+        copy_into(saved[0], theta)
         if diverged != 0:  # replay up to the update before the last finite loss
-            state[:, :] = saved[1:]
+            copy_into(saved[1:], state)
             steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
                   scalars, uniforms, saved, losses, correct,
                   (total if diverged < 0 else diverged) - 1, pairs, kin, kout, narrow)
