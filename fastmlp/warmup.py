@@ -2,8 +2,9 @@
 backend's disk cache holds them all (for CI images and first installs).
 
 A path is a compiled entry point and the argument types it is called with: the training
-step of a layer-by-layer network (every activation, loss and optimizer is a value, not a
-type: one compile covers them), the narrow-pair step for each number of inputs and
+step and epoch of a layer-by-layer network (every activation, loss and optimizer is a value,
+not a type: one compile covers them), twice: without the narrow loops and with them
+(``tuning.narrow_loops``), the narrow-pair step and epoch for each number of inputs and
 classes it is compiled for (``tuning.narrow_pair``), inference, loss and gradients alone,
 the optimizers' update kernels as ``Optimizer.step`` calls them, and each contract kernel
 called with C-contiguous arrays. Backends compiled ahead of time have nothing to warm.
@@ -33,12 +34,21 @@ def _rows(n, features, classes, dtype, seed=0):
     return rng.random((n, features)).astype(dtype), rng.integers(0, classes, n)
 
 
-def layered(backend, dtype):
-    """The layer-by-layer paths: a step with each optimizer, inference, loss and grads."""
-    X, y = _rows(8, 6, 4, dtype)
-    model = MLP([6, 7, 4], backend=backend, dtype=dtype)
+#: Layer-by-layer networks and batches: one whose products take no narrow loop, one whose
+#: products take them all (narrow-k forward and back, narrow-n, the one-pass weight grads).
+LAYERED = {"layered network": ([6, 7, 4], 8),
+           "layered network, narrow loops": ([3, 40, 40, 4], 64)}
+
+
+def layered(backend, dtype, sizes, n):
+    """The layer-by-layer paths: a step with each optimizer, an epoch of ``fit``, inference,
+    loss and grads."""
+    X, y = _rows(n, sizes[0], sizes[-1], dtype)
+    model = MLP(sizes, backend=backend, dtype=dtype)
     for name in contract.OPTIMIZERS:
         model.make_step(X, y, name)()
+    model.fit(X, y, epochs=1, batch_size=n, optimizer="adam", validation_data=(X, y),
+              verbose=0)
     model.predict(X)
     model.evaluate(X, y)
     model.loss_and_grads(X, y)
@@ -50,6 +60,7 @@ def narrow_pair(backend, dtype, inputs, classes):
     X, y = _rows(n, inputs, classes, dtype)
     model = MLP([inputs, 8, classes], backend=backend, dtype=dtype)
     model.make_step(X, y, "adam")()
+    model.fit(X, y, epochs=1, batch_size=n, optimizer="adam", verbose=0)
     model.loss_and_grads(X, y)
 
 
@@ -86,8 +97,9 @@ def kernels(backend, dtype):
 
 def tasks(backend, dtype):
     """``[(label, callable)]``: every path of ``backend`` in ``dtype``."""
-    out = [(f"{backend} {dtype} layered network", lambda: layered(backend, dtype)),
-           (f"{backend} {dtype} updates", lambda: updates(backend, dtype)),
+    out = [(f"{backend} {dtype} {label}", lambda net=net: layered(backend, dtype, *net))
+           for label, net in LAYERED.items()]
+    out += [(f"{backend} {dtype} updates", lambda: updates(backend, dtype)),
            (f"{backend} {dtype} kernels", lambda: kernels(backend, dtype))]
     for inputs in range(1, tuning.NARROW_K + 1):
         for classes in range(2, tuning.NARROW_K + 1):
