@@ -86,7 +86,10 @@ CACHE = not FASTMATH and cache_follows_kind()
 jit = njit(cache=CACHE, fastmath=FASTMATH, error_model="numpy")
 # A thin level of the call tree, inlined into its callers by Numba: every compiled function
 # is its own LLVM module, which links its callees' code in and optimises and emits all of
-# it again, so each level of a deep tree costs seconds of a cold compile.
+# it again, so each level of a deep tree costs seconds of a cold compile. An inlined body's
+# tests of its arguments against None are not pruned (they are no longer the compiled
+# function's arguments), so a branch on None stays in a function compiled apart; and it
+# takes its caller's flags: only for bodies whose callers are plain ``jit`` ones too.
 inline_jit = njit(cache=CACHE, fastmath=FASTMATH, error_model="numpy", inline="always")
 # FMA contraction, for the product loops: their results differ from np.dot's in the last
 # bits anyway.
