@@ -177,14 +177,14 @@ def count_correct(P, Y):
     return int(np.count_nonzero((P[:, 0] > 0.5) == (Y[:, 0] > 0.5)))
 
 
-def narrow_argument(narrow_loops, *passes):
-    """The layered kernels' trailing arguments for ``passes`` of ``(n_samples, layers)``:
-    none without ``narrow_loops`` (a backend whose kernels take no ``narrow``), else
-    ``narrow``: True if ``narrow_loops(n_samples, layers)`` holds for one of them, else None
-    (the Numba backend then compiles no narrow loop in: ``tuning.narrow_loops``)."""
+def narrow_argument(narrow_loops, n_samples, layers, training=True):
+    """The layered kernels' trailing arguments for a pass over ``n_samples`` rows: none
+    without ``narrow_loops`` (a backend whose kernels take no ``narrow``), else ``narrow``:
+    True if ``narrow_loops(n_samples, layers, training)`` holds, else None (the Numba
+    backend then compiles no narrow loop in: ``tuning.narrow_loops``)."""
     if narrow_loops is None:
         return ()
-    return (True if any(narrow_loops(n, layers) for n, layers in passes) else None,)
+    return (True if narrow_loops(n_samples, layers, training) else None,)
 
 
 def choose_network(k, narrow_loops=None):
@@ -197,12 +197,12 @@ def choose_network(k, narrow_loops=None):
         pair = narrow_pair(X.shape[0], layers, spec)
         if pair:
             return k.narrow_pair_train_step, pair
-        return k.layered_train_step, narrow_argument(narrow_loops, (X.shape[0], layers))
+        return k.layered_train_step, narrow_argument(narrow_loops, X.shape[0], layers)
 
     def network_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs):
         extra = pair = narrow_pair(X.shape[0], layers, spec)
         if not pair:
-            extra = narrow_argument(narrow_loops, (X.shape[0], layers))
+            extra = narrow_argument(narrow_loops, X.shape[0], layers)
         kernel = k.narrow_pair_loss_and_grads if pair else k.layered_loss_and_grads
         return kernel(X, Y, theta, grad, work, layers, spec, coefs, *extra)
 
@@ -227,7 +227,7 @@ def choose_epoch(k, narrow_loops=None):
         b, m = Xb.shape[0], order.shape[1] % Xb.shape[0] or Xb.shape[0]
         full, last = narrow_pair(b, layers[0], spec), narrow_pair(m, layers[1], spec)
         if not (full or last):
-            return k.layered_train_epoch, narrow_argument(narrow_loops, (b, layers[0]))
+            return k.layered_train_epoch, narrow_argument(narrow_loops, b, layers[0])
         return k.narrow_pair_train_epoch, (bool(full), bool(last)) + (full or last)
 
     def network_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs,

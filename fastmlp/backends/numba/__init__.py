@@ -46,8 +46,7 @@ epoch_kernel, network_train_epoch = choose_epoch(sys.modules[__name__], narrow_l
 def forward_kernel(X, layers, spec):
     """The contract's hook: ``network_forward`` with its ``narrow`` argument for this
     batch, as the training kernels get theirs (``compose.narrow_argument``)."""
-    return network_forward, narrow_argument(
-        lambda n, table: narrow_loops(n, table, training=False), (X.shape[0], layers))
+    return network_forward, narrow_argument(narrow_loops, X.shape[0], layers, training=False)
 
 
 def specialise(kernel, args, literals=()):
