@@ -173,11 +173,12 @@ class ScalarTable:
     """
 
     BLOCK = 1 << 14  # steps computed at once, at most: 16k rows took 1.7 ms to compute
+    SHORTEST = 64  # and at least: 64 rows cost as 1 (15 us), and a loop of short fits reuses them
 
     def __init__(self, optimizer, key, param, steps=None):
         self.optimizer, self.key = optimizer, key
         # A short fit computes its own steps' rows, not BLOCK of them (most of its set-up).
-        self.block = self.BLOCK if steps is None else max(1, min(self.BLOCK, steps))
+        self.block = self.BLOCK if steps is None else max(self.SHORTEST, min(self.BLOCK, steps))
         self.code = optimizer.code
         self.state = optimizer._state_of(key, param)[0]
         self._table = np.zeros((0, len(contract.update_scalars(optimizer.code))))

@@ -155,18 +155,20 @@ def test_a_subclass_with_its_own_update_keeps_it_in_the_model(backend):
         [g.ravel() for g in grads])), rtol=1e-12)
 
 
-@pytest.mark.parametrize("steps", [None, 1, 5])
+@pytest.mark.parametrize("steps", [None, 1, 5, 100])
 def test_a_scalar_table_holds_each_steps_scalars_across_its_recomputes(steps):
-    # rows(m) is the next m steps' update scalars; count(m) moves on. A table sized to a short
-    # fit (steps) is recomputed when it runs out, and every row stays the rule's.
+    # rows(m) is the next m steps' update scalars; count(m) moves on. A table sized to a fit
+    # (steps, at least SHORTEST) is recomputed when it runs out, and every row stays the rule's.
     opt, theta = optim.Adam(lr=0.01), np.zeros(4)
     table = opt.scalar_table("theta", theta, steps)
-    assert table.block == (table.BLOCK if steps is None else steps)
-    for start, m in ((1, 3), (4, 1), (5, 4), (9, 2)):
+    assert table.block == (table.BLOCK if steps is None else max(table.SHORTEST, steps))
+    start = 1
+    for m in (3, 1, 4, 2, 60, 70):  # 140 steps: past a block of 64 and one of 100
         expected = np.array([[float(v) for v in opt._scalars(t)] for t in range(start, start + m)])
         # rtol: NumPy's vectorised power differs from a float's in the last bits
         np.testing.assert_allclose(table.rows(m), expected, rtol=1e-13)
         table.count(m)
+        start += m
 
 
 @pytest.mark.parametrize("betas", [(0.9, 0.999), (0.5, 0.99), (0.0, 0.9999)])
