@@ -2,6 +2,7 @@
 reference's ``network_train_step``: losses, parameters, optimizer state, correct counts, the
 divergence rule; its checks of bad input; and fit's steady state, which allocates nothing."""
 import tracemalloc
+import weakref
 
 import numpy as np
 import pytest
@@ -201,6 +202,31 @@ def test_fit_agrees_with_the_reference_stepped_batch_by_batch(backend, dtype, ca
     tol = tolerance(dtype)
     np.testing.assert_allclose(history.batch_losses, losses, **tol)
     np.testing.assert_allclose(model._theta, reference._theta, **tol)
+
+
+def test_fits_that_reuse_the_runner_train_as_fits_on_new_ones(backend):
+    """Fits with the same optimizer and shapes reuse the model's runner (its buffers,
+    tables and kernel); they train as fits on a new runner each do, through a change of
+    the optimizer's lr, another batch size and back; and the runner lets the data go."""
+    X, y = datasets.spiral(n_per_class=13, dtype="float64")
+    make = dict(sizes=[2, 9, 3], dtype="float64", dropout=0.25, seed=3)
+    (reused, fresh), runners = [MLP(backend=backend.name, **make) for _ in range(2)], []
+    opts = {reused: optim.Adam(lr=0.02), fresh: optim.Adam(lr=0.02)}
+    for lr, batch in ((0.02, 8), (0.02, 8), (0.01, 8), (0.01, 13), (0.01, 8)):
+        fresh._fit_runner = None
+        for model in (reused, fresh):
+            opts[model].lr = lr
+            history = model.fit(X, y, optimizer=opts[model], epochs=2, batch_size=batch)
+            np.testing.assert_allclose(history.batch_losses, reused.history_.batch_losses,
+                                       rtol=1e-12)
+        runners.append(reused._fit_runner)
+    np.testing.assert_allclose(reused._theta, fresh._theta, rtol=1e-12)
+    assert runners[0] is runners[1] is runners[2] is not runners[3] is not runners[4]
+    data = X.copy()  # float64, C-contiguous: fit trains on it as it is
+    gone = weakref.ref(data)
+    reused.fit(data, y, optimizer=opts[reused], epochs=1, batch_size=8)
+    del data
+    assert gone() is None
 
 
 class Batches(Callback):
