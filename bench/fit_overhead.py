@@ -2,8 +2,9 @@
 
 For each workload and backend (float32, Adam): the step alone (``make_step(X_batch,
 y_batch, opt)()``), ``fit`` per batch (a fit over many epochs divided by its batches:
-epochs in compiled calls, ``network_train_epoch``), and ``fit`` with a callback overriding
-``on_batch_end`` (which makes fit hand every batch back to Python). Min of interleaved
+epochs in compiled calls, ``network_train_epoch``), ``fit`` with a callback overriding
+``on_batch_end`` (which makes fit hand every batch back to Python), and a loop of one-epoch
+``fit`` calls with the same optimizer (each call's set-up shows). Min of interleaved
 rounds; ratios to the step, the target fit/step <= 1.15 for the compiled backends; then
 through ``fit``, each backend's speed-up over ``numpy`` (targets: spiral >= 10x, XOR >= 30x).
 
@@ -69,8 +70,19 @@ def timers(sizes, output, batch, X, y, backend, budget):
                   callbacks=callbacks)
         return (time.perf_counter() - started) / (epochs * batches)
 
+    looped, looped_opt = MLP(sizes, output=output, backend=backend, seed=0), optim.Adam(1e-3)
+    looped.fit(X, y, optimizer=looped_opt, batch_size=batch)
+
+    def time_looped_fits():  # a loop of one-epoch fits, as a user's own loop: each pays its set-up
+        fits = max(3, int(budget / (per_step * batches)))
+        started = time.perf_counter()
+        for _ in range(fits):
+            looped.fit(X, y, optimizer=looped_opt, batch_size=batch)
+        return (time.perf_counter() - started) / (fits * batches)
+
     time_fit()  # compiles (Numba) and warms up
-    return {"step": time_step, "fit": time_fit, "fit+cb": lambda: time_fit([Batches()])}
+    return {"step": time_step, "fit": time_fit, "fit+cb": lambda: time_fit([Batches()]),
+            "1-epoch fits": time_looped_fits}
 
 
 def main():
@@ -81,8 +93,8 @@ def main():
     parser.add_argument("--only", default="", help="workloads whose name contains this")
     args = parser.parse_args()
     print("| workload | backend | step us | fit/batch us | fit/step | <= 1.15x | "
-          "fit+cb/batch us | fit+cb/step |")
-    print("|---|---|---|---|---|---|---|---|")
+          "fit+cb/batch us | fit+cb/step | 1-epoch fits/batch us | 1-epoch fits/step |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     fits = {}
     for name, (sizes, output, batch, X, y) in workloads().items():
         if args.only not in name:
@@ -93,11 +105,11 @@ def main():
             for _ in range(args.rounds):  # interleaved: drift hits every column alike
                 for key, clock in clocks.items():
                     best[key] = min(best[key], clock())
-            s, f, c = (best[k] * 1e6 for k in ("step", "fit", "fit+cb"))
+            s, f, c, e = (best[k] * 1e6 for k in ("step", "fit", "fit+cb", "1-epoch fits"))
             fits[name, backend] = f
             met = ("yes" if f / s <= TARGET else "NO") if backend in ("numba", "cython") else "-"
             print(f"| {name} | {backend} | {s:.1f} | {f:.1f} | {f / s:.2f}x | {met} | {c:.1f} "
-                  f"| {c / s:.2f}x |", flush=True)
+                  f"| {c / s:.2f}x | {e:.1f} | {e / s:.2f}x |", flush=True)
     print("\n| workload | backend | fit/batch vs numpy's | target |\n|---|---|---|---|")
     for (name, backend), f in fits.items():
         if name in THROUGH_FIT and backend != "numpy" and (name, "numpy") in fits:
