@@ -1,5 +1,5 @@
-"""The ``fastmlp`` command: ``fastmlp report``, the ``fastmlp bench`` regression gate and
-``fastmlp warmup`` (fills the JIT backends' disk cache).
+"""The ``fastmlp`` command: ``fastmlp report``, ``fastmlp targets``, the ``fastmlp bench``
+regression gate and ``fastmlp warmup`` (fills the JIT backends' disk cache).
 
 Exit status: 0 success, 1 a case slower beyond ``--fail-above`` (its whole interval) or a
 memory regression, 2 a usage error, an unusable REF or baseline (one line on stderr,
@@ -58,7 +58,7 @@ def backend_list(text):
 
 
 def parser():
-    p = Parser(prog="fastmlp", description=__doc__.splitlines()[0])
+    p = Parser(prog="fastmlp", description=" ".join(__doc__.split("\n\n")[0].split()))
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("report", help="speed, cold start and convergence report")
     r.add_argument("--quick", action="store_true", help="tiny cases and few epochs (seconds)")

@@ -3,6 +3,7 @@
 Timing-based checks only compare a workload with itself made 3x slower (a
 margin no machine noise reaches); nothing here asserts a wall-clock time.
 """
+import argparse
 import sys
 import time
 import types
@@ -246,3 +247,11 @@ def test_cold_start_covers_every_network_in_both_dtypes(monkeypatch):
     assert cold == {(b, n, d) for b in ("numpy", "numba", "cython") for n, d in every}
     assert warm == {("numba", n, d) for n, d in every}
     assert len({key for key, _ in jobs}) == len(jobs) == len(cold) + len(warm)
+
+
+def test_the_commands_help_names_every_subcommand():
+    p = cli.parser()
+    commands = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(commands) == {"report", "bench", "targets", "warmup"}
+    for command in commands:
+        assert f"``fastmlp {command}``" in p.description
