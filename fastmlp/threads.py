@@ -53,6 +53,24 @@ if NUMPY_FIRST and "OPENBLAS_THREAD_TIMEOUT" in SET_BY_FASTMLP:
         "OPENBLAS_THREAD_TIMEOUT=4 in the environment (docs/performance.md)")
 
 
+def _at_most_default(environ, name):
+    try:
+        return int(environ[name]) <= int(DEFAULTS[name])
+    except (KeyError, ValueError):
+        return False
+
+
+def pools_sleep_at_once(environ=os.environ, numpy_first=NUMPY_FIRST):
+    """Whether every pool's idle threads sleep within about ``DEFAULTS``' spin (~0.1 ms):
+    libgomp passive or at most fastmlp's GOMP_SPINCOUNT, OpenBLAS at most its timeout, in
+    force for NumPy's OpenBLAS too (not so when NumPy loaded before fastmlp set it). The
+    harness then pauses only briefly before a threaded turn (``timing.settle_seconds``)."""
+    gomp = _at_most_default(environ, "GOMP_SPINCOUNT") or (
+        "GOMP_SPINCOUNT" not in environ and environ.get("OMP_WAIT_POLICY", "").lower() == "passive")
+    numpy_missed_it = numpy_first and "OPENBLAS_THREAD_TIMEOUT" in SET_BY_FASTMLP
+    return gomp and _at_most_default(environ, "OPENBLAS_THREAD_TIMEOUT") and not numpy_missed_it
+
+
 def settings():
     """Each thread variable fastmlp knows: (name, value or None, who set it)."""
     names = dict.fromkeys(n for knob in SAME_KNOB.values() for n in knob)

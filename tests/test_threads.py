@@ -96,3 +96,40 @@ def test_numpy_imported_first_is_said_once_in_the_log():
                           text=True, check=True)
     assert done.stdout.split() == ["True"]
     assert done.stderr.count("numpy was imported before fastmlp") == 1
+
+
+@pytest.mark.parametrize("environ, numpy_first, expected", [
+    (dict(threads.DEFAULTS), False, True),
+    ({"GOMP_SPINCOUNT": "0", "OPENBLAS_THREAD_TIMEOUT": "4"}, False, True),
+    ({"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}, False, True),
+    ({"OMP_WAIT_POLICY": "passive", "GOMP_SPINCOUNT": "300000",
+      "OPENBLAS_THREAD_TIMEOUT": "4"}, False, False),
+    ({"GOMP_SPINCOUNT": "2000"}, False, False),
+    ({"GOMP_SPINCOUNT": "2000", "OPENBLAS_THREAD_TIMEOUT": "28"}, False, False),
+    ({"GOMP_SPINCOUNT": "lots", "OPENBLAS_THREAD_TIMEOUT": "4"}, False, False),
+    ({}, False, False),
+], ids=["defaults", "less", "passive", "passive-but-spincount", "no-timeout", "long-timeout",
+        "unreadable", "runtimes-own"])
+def test_pools_sleep_at_once_only_under_short_spins(environ, numpy_first, expected):
+    assert threads.pools_sleep_at_once(environ, numpy_first) is expected
+
+
+def test_numpy_loaded_before_fastmlp_set_the_timeout_spins_long(monkeypatch):
+    monkeypatch.setattr(threads, "SET_BY_FASTMLP", ["OPENBLAS_THREAD_TIMEOUT"])
+    assert not threads.pools_sleep_at_once(dict(threads.DEFAULTS), numpy_first=True)
+    monkeypatch.setattr(threads, "SET_BY_FASTMLP", [])  # the user's own: NumPy saw it
+    assert threads.pools_sleep_at_once(dict(threads.DEFAULTS), numpy_first=True)
+
+
+@pytest.mark.parametrize("short", [True, False])
+def test_interleave_pauses_as_long_as_the_pools_spin(monkeypatch, short):
+    from fastmlp.harness import timing
+
+    monkeypatch.setattr(threads, "pools_sleep_at_once", lambda: short)
+    pauses = []
+    monkeypatch.setattr(timing.time, "sleep", pauses.append)
+    slow = [timing.Timer(lambda: None, budget=1e-3, min_rounds=2) for _ in range(2)]
+    for timer in slow:
+        timer.samples, timer.first = [1e-3], 1e-3  # threaded-size calls: a pause each turn
+    timing.interleave(slow, max_rounds=3)
+    assert pauses and set(pauses) == {timing.SHORT_SETTLE_S if short else timing.SETTLE_S}

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from fastmlp import threads
+
 ROUND_SECONDS = 2e-3  # target length of one timed round
 #: Calls that must all be slower than a round before a callable is timed one call a round,
 #: and tries at sizing a round: on a busy machine one 30 us call preempted for 2 ms would
@@ -89,11 +91,21 @@ class Timer:
         return summarize(self.samples, self.first, self.inner)
 
 
-#: Pause before a turn of a call this long or longer (see ``interleave``). Measured here
-#: (2 cores): numba's two-thread matmul_blocked at 256x784x512 float32 right after
-#: numpy.matmul calls took 4.5 ms with no pause, 3.8 after 0.1 s and 2.7-2.8 after 0.2 s
-#: to 1.0 s; OpenBLAS's threads spin for over 0.1 s after their last call.
-SETTLE_ABOVE_S, SETTLE_S = 5e-4, 0.25
+#: Pause before a turn of a call this long or longer (see ``interleave``), so that the
+#: pools of the turn before no longer spin. Under the runtimes' own settings OpenBLAS's
+#: threads spin for over 0.1 s after their last call: numba's two-thread matmul_blocked at
+#: 256x784x512 float32 right after numpy.matmul calls took 4.5 ms with no pause, 3.8 after
+#: 0.1 s and 2.7-2.8 after 0.2 s to 1.0 s (Ice Lake), so SETTLE_S. Under fastmlp's
+#: (``threads.pools_sleep_at_once``) they sleep within ~0.1 ms, and SHORT_SETTLE_S does:
+#: no longer, because on a VM whose idle vCPU halts (AMD EPYC, Zen 5) both compiled
+#: backends' matmul_blocked ran 3-5x slower for the first 10-40 calls after 50 ms or more
+#: of idle, and at full speed after 2 ms (docs/performance.md, "Pauses").
+SETTLE_ABOVE_S, SETTLE_S, SHORT_SETTLE_S = 5e-4, 0.25, 5e-3
+
+
+def settle_seconds():
+    """The pause before a threaded turn under this process's thread settings."""
+    return SHORT_SETTLE_S if threads.pools_sleep_at_once() else SETTLE_S
 
 
 #: Turns each timer of ``interleave`` takes by default.
@@ -105,17 +117,18 @@ def interleave(timers, max_rounds=200, turns=TURNS):
 
     Taking turns means a slow spell of a shared machine hits every backend of a
     case alike, so their ratios stay honest. Turns are blocks of rounds, and a
-    turn of calls long enough to use threads starts after a pause: OpenBLAS and
-    OpenMP pools keep their threads spinning for a while after their last call,
-    and would steal a core from the next backend's threads.
+    turn of calls long enough to use threads starts after a pause
+    (``settle_seconds``): OpenBLAS and OpenMP pools keep their threads spinning for a
+    while after their last call, and would steal a core from the next backend's threads.
     """
+    settle = settle_seconds()
     while True:
         active = [t for t in timers if t.wants_more(max_rounds)]
         if not active:
             return
         for timer in active:
             if len(timers) > 1 and timer.per_call() >= SETTLE_ABOVE_S:
-                time.sleep(SETTLE_S)
+                time.sleep(settle)
             goal = timer.spent + timer.budget / turns
             while timer.wants_more(max_rounds):
                 timer.round()
