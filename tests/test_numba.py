@@ -61,6 +61,22 @@ def test_compiled_code_allocates_nothing_in_a_step(numba_backend):
     assert [int(n) for n in out.split()] == [20 * 10] * 4
 
 
+def test_a_relu_step_compiles_each_activation_helper_once(numba_backend, tmp_path):
+    """A ReLU network's first step, on an empty cache (a cached step loads whole, compiling
+    no callee), compiles ``activation_backward`` for one signature: the hidden layers' ReLU
+    backward is inlined (``relu_backward``), not a literal-RELU copy."""
+    out = run_python("""
+        import numba
+        from fastmlp import MLP, datasets
+        from fastmlp.backends.numba import elementwise
+        X, y = datasets.mnist_like(32, seed=0)
+        MLP([784, 16, 16, 10], backend="numba").make_step(X, y, "adam")()
+        signatures = elementwise.activation_backward.signatures
+        print(len(signatures), any(isinstance(t, numba.types.Literal) for t in signatures[0]))
+    """, NUMBA_CACHE_DIR=str(tmp_path))
+    assert out.split() == ["1", "False"]
+
+
 def test_import_compiles_nothing_and_every_kernel_is_cached(numba_backend):
     out = run_python("""
         import sys

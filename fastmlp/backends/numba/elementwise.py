@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from fastmlp.backends.contract import IDENTITY, RELU, SIGMOID, SOFTMAX, TANH
-from fastmlp.backends.numba.intrinsics import copy_into, flat_view, jit, reassoc_jit
+from fastmlp.backends.numba.intrinsics import copy_into, flat_view, inline_jit, jit, reassoc_jit
 
 
 @jit
@@ -84,6 +84,18 @@ def activation_forward(act, Z, out):
     activate(act, out)
 
 
+@inline_jit
+def relu_backward(A, out):
+    """out = out where A > 0, else 0: ReLU's backward pass, in place. Inlined, and called
+    by name where the activation is known (``linear_backward_relu``): a literal RELU
+    passed to ``activation_backward`` compiled a second specialisation of it (Literal[int]
+    beside int64), 0.3-0.9 s of a cold digits or MNIST step."""
+    a, o = flat_view(A), flat_view(out)
+    zero = out.dtype.type(0)
+    for i in range(a.size):
+        o[i] = o[i] if a[i] > 0 else zero
+
+
 @jit
 def activation_backward(act, A, dA, out):
     into(dA, out)
@@ -95,12 +107,11 @@ def activation_backward(act, A, dA, out):
             for j in range(A.shape[1]):
                 out[i, j] = A[i, j] * (out[i, j] - s)
         return
-    a, o = flat_view(A), flat_view(out)
-    zero = out.dtype.type(0)
     if act == RELU:
-        for i in range(a.size):
-            o[i] = o[i] if a[i] > 0 else zero
-    elif act == SIGMOID:
+        relu_backward(A, out)
+        return
+    a, o = flat_view(A), flat_view(out)
+    if act == SIGMOID:
         for i in range(a.size):
             o[i] = o[i] * a[i] * (1 - a[i])
     elif act == TANH:

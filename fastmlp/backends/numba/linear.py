@@ -1,6 +1,6 @@
 """Dense layers: the product and its neighbouring passes, fused where the shape allows."""
 from fastmlp.backends.contract import RELU
-from fastmlp.backends.numba.elementwise import activation_backward, bias_activation
+from fastmlp.backends.numba.elementwise import bias_activation, relu_backward
 from fastmlp.backends.numba.gemm import gemm, narrow_k, weight_grads
 from fastmlp.backends.numba.intrinsics import inline_jit, jit
 from fastmlp.backends.tuning import narrow_k_applies
@@ -37,7 +37,7 @@ def linear_backward_relu(X, W, dZ, dW, db, dX, relu_out, narrow):
         return
     gemm(dZ, W.T, dX, narrow)
     if relu_out is not None:
-        activation_backward(RELU, relu_out, dX, dX)
+        relu_backward(relu_out, dX)
 
 
 @inline_jit
