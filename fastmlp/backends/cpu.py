@@ -1,9 +1,12 @@
 """The machine kind the tuning table is chosen for, from the features the CPU reports.
 
-The kind names the OpenBLAS kernels such a CPU runs (OpenBLAS picks them by the same
-features at load time): ``"avx512"`` (SkylakeX and later, whose small-matrix kernels make a
-small product's BLAS call cheap), ``"avx2"`` (Haswell and Zen kernels) and ``"generic"``
-(anything else, or a CPU that reports nothing we can read). ``FASTMLP_MACHINE_KIND`` sets
+The kind names the vector width the CPU offers and, mostly, the OpenBLAS kernels it runs
+(OpenBLAS picks them by much the same features at load time): ``"avx512"`` (SkylakeX and
+later, whose small-matrix kernels make a small product's BLAS call cheap), ``"avx2"``
+(Haswell and Zen kernels) and ``"generic"`` (anything else, or a CPU that reports nothing
+we can read). Not always: OpenBLAS 0.3.30-0.3.31 runs its Haswell kernels on AMD's Zen 5,
+whose AVX-512 makes it ``"avx512"`` here; the thresholds held there all the same
+(docs/performance.md, "A CPU whose flags and OpenBLAS's kernels disagree"). ``FASTMLP_MACHINE_KIND`` sets
 the kind instead (to build for another machine). Standard library only: setup.py loads
 this file by its path, without importing fastmlp.
 """
