@@ -171,6 +171,46 @@ def test_a_scalar_table_holds_each_steps_scalars_across_its_recomputes(steps):
         start += m
 
 
+def test_fused_step_args_give_each_steps_scalars_and_follow_a_changed_setting():
+    """make_step's per-step arguments: the rule's scalars at every step, past the end of a
+    table (STEP_BLOCK steps), counting each step; a setting changed between steps (a user's
+    lr schedule) is in force from the next step."""
+    opt, theta = optim.Adam(lr=0.01), np.zeros(4)
+    next_args = opt.fused_step_args("theta", theta)
+    for t in range(1, optim.ScalarTable.STEP_BLOCK + 10):
+        code, state, scalars = next_args()
+        if t % 97 == 1 or t > optim.ScalarTable.STEP_BLOCK - 2:
+            np.testing.assert_allclose(scalars, [float(v) for v in opt._scalars(t)], rtol=1e-13)
+    assert code == opt.code and state is opt._state["theta"][0] and opt._state["theta"][1] == t
+    opt.lr = 0.5
+    scalars = next_args()[2]
+    np.testing.assert_allclose(scalars, [float(v) for v in opt._scalars(t + 1)], rtol=1e-13)
+    assert scalars[0] == pytest.approx(0.5 / (1 - 0.9 ** (t + 1)), rel=1e-13)
+    opt.betas = (0.5, 0.99)
+    np.testing.assert_allclose(next_args()[2], [float(v) for v in opt._scalars(t + 2)],
+                               rtol=1e-13)
+
+
+def test_a_changed_lr_changes_the_next_make_step():
+    """make_step reads the optimizer's settings at every step, not when it was made: of two
+    models stepped alike three times, the one whose lr goes from 0.01 to 0.1 moves ten times
+    as far on the fourth step (Adam's step is linear in lr)."""
+    from fastmlp import MLP, datasets
+
+    X, y = datasets.spiral(n_per_class=4)
+    models = [MLP([2, 8, 3], dtype="float64", seed=0) for _ in range(2)]
+    opts = [optim.Adam(lr=0.01), optim.Adam(lr=0.01)]
+    steps = [m.make_step(X, y, o) for m, o in zip(models, opts)]
+    for _ in range(3):
+        [step() for step in steps]
+    before = models[0]._theta.copy()
+    np.testing.assert_array_equal(models[1]._theta, before)
+    opts[0].lr = 0.1
+    [step() for step in steps]
+    np.testing.assert_allclose(models[0]._theta - before, 10 * (models[1]._theta - before),
+                               rtol=1e-9, atol=1e-15)
+
+
 @pytest.mark.parametrize("betas", [(0.9, 0.999), (0.5, 0.99), (0.0, 0.9999)])
 def test_adams_bias_corrections_are_the_published_ones_at_any_step(betas):
     """lr / (1 - beta1**t) and sqrt(1 - beta2**t), exactly, from the first step to long past
