@@ -43,6 +43,7 @@ class Optimizer:
     code = None  # contract.OPTIMIZERS code: which update kernel runs
     state_rows = 1  # rows of state per parameter: what the update kernel's ``state`` takes
     fusable = False  # whether network_train_step can run this optimizer's update
+    _version = 0  # changes of the settings so far (``__setattr__``): a ScalarTable's staleness
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -54,7 +55,7 @@ class Optimizer:
     def __setattr__(self, name, value):
         super().__setattr__(name, value)
         if not name.startswith("_"):  # a setting: the scalar tables of it are stale
-            super().__setattr__("_version", getattr(self, "_version", 0) + 1)
+            super().__setattr__("_version", self._version + 1)
 
     def __init__(self, lr, weight_decay=0.0):
         self.lr = _number("lr", lr, low_open=True)
@@ -162,6 +163,8 @@ class ScalarTable:
 
     ``rows(m)`` is the ``(m, n_scalars)`` float64 table of the next m steps (a view, valid
     until the next call); ``count(m)`` counts m steps taken, and ``state`` is the state.
+    ``step_args()`` gives one step's row and counts it (``make_step``, a step at a time).
+    The table is recomputed when it runs out or a setting of the optimizer changed.
     """
 
     BLOCK = 1 << 14  # steps computed at once, at most: 16k rows took 1.7 ms to compute
