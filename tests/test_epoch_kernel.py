@@ -87,9 +87,15 @@ def test_an_epoch_call_is_its_batches_stepped_one_by_one(backend, dtype, case):
 
 
 def test_the_narrow_pair_epoch_runs_where_the_step_would(compiled_backend):
-    a = arguments("pair_tail", np.float64)
-    kernel, extra = compiled_backend.epoch_kernel(a["order"], a["Xb"], a["layers"], a["spec"])
-    assert kernel is compiled_backend.raw.narrow_pair_train_epoch and extra == (True, False, 2, 3)
+    # numba's also takes ``layered``: None where every batch takes the pair (test_numba.py)
+    layered = {"numba": lambda every_batch: (None if every_batch else True,),
+               "cython": lambda every_batch: ()}[compiled_backend.name]
+    for case, last_pair in [("pair_tail", False), ("pair", True)]:
+        a = arguments(case, np.float64)
+        kernel, extra = compiled_backend.epoch_kernel(a["order"], a["Xb"], a["layers"],
+                                                      a["spec"])
+        assert kernel is compiled_backend.raw.narrow_pair_train_epoch
+        assert extra == (True, last_pair, 2, 3) + layered(last_pair)
     a = arguments("tail", np.float64)
     kernel, extra = compiled_backend.epoch_kernel(a["order"], a["Xb"], a["layers"], a["spec"])
     # numba's layered kernels also take ``narrow`` (test_numba.py): [3, 7, 4] in 5s has none

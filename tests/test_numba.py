@@ -1,5 +1,6 @@
 """What only the Numba backend promises: no allocation inside compiled code, nothing compiled
 at import, cached kernels, and kernels that stay valid Python (see also test_compiled.py)."""
+import json
 import os
 import subprocess
 import sys
@@ -233,14 +234,13 @@ def test_without_narrow_loops_a_narrow_shape_takes_blas_and_agrees(numba_backend
     np.testing.assert_allclose(args[3], reference[3], rtol=1e-10, atol=1e-12)
 
 
-def test_a_network_without_narrow_products_compiles_no_narrow_loop(numba_backend, tmp_path):
-    """A cold process (empty cache) stepping a wide network compiles the products it takes
-    and none of the narrow loops: the compile time a first digits or MNIST step saves."""
-    out = run_python("""
+def compiled_in_a_cold_process(code, cache):
+    """The names of the functions Numba compiles while a fresh process with an empty
+    ``cache`` folder runs ``code`` (after ``import numpy as np``)."""
+    listen = textwrap.dedent("""
         import json
         import numpy as np
         from numba.core import event
-        from fastmlp import MLP
         compiled = set()
         class Names(event.Listener):
             def on_start(self, ev):
@@ -248,16 +248,43 @@ def test_a_network_without_narrow_products_compiles_no_narrow_loop(numba_backend
             def on_end(self, ev):
                 pass
         event.register("numba:compile", Names())
+    """)
+    out = run_python(listen + textwrap.dedent(code) + "\nprint(json.dumps(sorted(compiled)))\n",
+                     NUMBA_CACHE_DIR=str(cache))
+    return set(json.loads(out.splitlines()[-1]))
+
+
+NARROW_LOOP_KERNELS = {"narrow_k", "narrow_k_rows", "narrow_n", "narrow_n_transposed_a",
+                       "weight_grads"}
+
+
+def test_a_network_without_narrow_products_compiles_no_narrow_loop(numba_backend, tmp_path):
+    """A cold process (empty cache) stepping a wide network compiles the products it takes
+    and none of the narrow loops: the compile time a first digits or MNIST step saves."""
+    compiled = compiled_in_a_cold_process("""
+        from fastmlp import MLP
         X = np.random.default_rng(0).random((64, 8))
         MLP([8, 16, 8], backend="numba", dtype="float64").make_step(X, np.arange(64) % 8,
                                                                      "sgd")()
-        print(json.dumps(sorted(compiled)))
-    """, NUMBA_CACHE_DIR=str(tmp_path))
-    compiled = set(__import__("json").loads(out.splitlines()[-1]))
+    """, tmp_path)
     assert {"layered_train_step", "gemm_on_path", "linear_forward"} <= compiled, compiled
-    assert not compiled & {"narrow_k", "narrow_k_rows", "narrow_n", "narrow_n_transposed_a",
-                           "weight_grads"}, compiled
+    assert not compiled & NARROW_LOOP_KERNELS, compiled
     # The thin levels are inlined into their callers (intrinsics.inline_jit), not compiled
     # apart: each compiled function optimises and emits its callees' code once more.
     assert not compiled & {"forward", "forward_backward", "layered_loss_and_grads", "gemm",
                            "sgd_update"}, compiled
+
+
+def test_a_fit_whose_batches_all_take_the_narrow_pair_compiles_no_layered_step(
+        numba_backend, tmp_path):
+    """The spiral in one batch of 300: the epoch kernel of the narrow pair, with no layered
+    step (nor its narrow loops) compiled in for batches that never come."""
+    compiled = compiled_in_a_cold_process("""
+        from fastmlp import MLP, datasets
+        X, y = datasets.spiral()
+        MLP([2, 100, 3], backend="numba", dtype="float32").fit(X, y, epochs=1, batch_size=300)
+    """, tmp_path)
+    assert {"narrow_pair_train_epoch", "narrow_pair_loss_and_grads"} <= compiled, compiled
+    assert not compiled & ({"linear_forward", "linear_backward_relu", "gemm_on_path"}
+                           | NARROW_LOOP_KERNELS), compiled
+

@@ -221,14 +221,17 @@ def choose_epoch(k, narrow_loops=None):
     ``narrow_pair`` takes the full or the last batch; the layered one gets
     ``narrow_argument`` of the full batches. The last batch, if it alone would take a narrow
     loop (a weight gradient over 1 to 4 rows), takes the i-k-j loop or BLAS instead: one
-    product an epoch, where compiling the narrow loops costs a first ``fit`` a minute."""
+    product an epoch, where compiling the narrow loops costs a first ``fit`` a minute. With
+    ``narrow_loops`` (Numba) the narrow-pair one also gets ``layered``: None when every
+    batch takes the pair, so that the layered step is not compiled in, else True."""
 
     def epoch_kernel(order, Xb, layers, spec):
         b, m = Xb.shape[0], order.shape[1] % Xb.shape[0] or Xb.shape[0]
         full, last = narrow_pair(b, layers[0], spec), narrow_pair(m, layers[1], spec)
         if not (full or last):
             return k.layered_train_epoch, narrow_argument(narrow_loops, b, layers[0])
-        return k.narrow_pair_train_epoch, (bool(full), bool(last)) + (full or last)
+        layered = () if narrow_loops is None else (None if full and last else True,)
+        return k.narrow_pair_train_epoch, (bool(full), bool(last)) + (full or last) + layered
 
     def network_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs,
                             optimizer, state, scalars, uniforms, saved, losses, correct):

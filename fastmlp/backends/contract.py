@@ -441,9 +441,9 @@ def default_specialise(kernels, kernel, args, literals=()):
 def default_epoch_kernel(kernels, order, Xb, layers, spec):
     """Hook ``epoch_kernel(order, Xb, layers, spec) -> (kernel, extra)``: the epoch kernel
     for these batches, called as ``kernel(*network_train_epoch's arguments, *extra)``; a
-    narrow-pair kernel's ``extra`` is ``(full_pair, last_pair, kin, kout)``, of which
-    ``specialise`` takes the last two as literals. Default: ``(kernels.network_train_epoch,
-    ())``."""
+    narrow-pair kernel's ``extra`` is ``(full_pair, last_pair, kin, kout)`` (Numba's adds
+    ``layered``), of which ``specialise`` takes the integers as literals. Default:
+    ``(kernels.network_train_epoch, ())``."""
     return kernels.network_train_epoch, ()
 
 

@@ -70,8 +70,9 @@ def all_finite(a):
 @jit
 def steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
           scalars, uniforms, saved, losses, correct, stop, pairs, kin, kout, narrow):
-    """Steps 0..stop-1 of the contract's loop (``kin`` None: layered steps only); the
-    first diverged, or -1."""
+    """Steps 0..stop-1 of the contract's loop (``kin`` None: layered steps only; ``pairs``
+    None: narrow-pair steps only); the first diverged, or -1. Numba prunes the branches on
+    None before typing: the step an epoch never takes is not compiled."""
     b, c = Xb.shape[0], losses.shape[1]
     for i in range(stop):
         e, j = i // c, i % c
@@ -83,7 +84,7 @@ def steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer
         gather(X, Y, order[e, start:start + m], Xm, Ym)
         if uniforms is not None:
             fill_uniforms(work, plan, uniforms[e], start, m)
-        if kin is not None and pairs[last]:  # pruned for layered epochs: kin is None
+        if kin is not None and (pairs is None or pairs[last]):
             loss = narrow_pair_loss_and_grads(Xm, Ym, theta, grad, work, plan, spec, coefs, kin,
                                               kout)
         else:
@@ -149,11 +150,14 @@ def layered_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, co
 @jit
 def narrow_pair_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs,
                             optimizer, state, scalars, uniforms, saved, losses, correct,
-                            full_pair, last_pair, kin, kout):
+                            full_pair, last_pair, kin, kout, layered=True):
     """network_train_epoch for ``tuning.narrow_pair``'s networks: the narrow-pair step for
-    the full batches (``full_pair``) and the last (``last_pair``), the layered one else."""
+    the full batches (``full_pair``) and the last (``last_pair``), the layered one (every
+    narrow loop compiled in) else. ``layered`` None: every batch takes the narrow pair, and
+    the layered step is not compiled in (``compose.layered_argument``; for a first ``fit``
+    of the spiral, most of its compile time)."""
     literally(kin)
     literally(kout)
+    pairs = None if layered is None else (full_pair, last_pair)
     return train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
-                       state, scalars, uniforms, saved, losses, correct, (full_pair, last_pair),
-                       kin, kout, True)
+                       state, scalars, uniforms, saved, losses, correct, pairs, kin, kout, True)
