@@ -69,8 +69,8 @@ def all_finite(a):
 
 @jit
 def steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
-          scalars, uniforms, saved, losses, correct, stop, pairs, kin, kout, narrow):
-    """Steps 0..stop-1 of the contract's loop (``kin`` None: layered steps only; ``pairs``
+          scalars, uniforms, saved, losses, correct, stop, pairs, kin, kout, narrow, layered):
+    """Steps 0..stop-1 of the contract's loop (``kin`` None: layered steps only; ``layered``
     None: narrow-pair steps only); the first diverged, or -1. Numba prunes the branches on
     None before typing: the step an epoch never takes is not compiled."""
     b, c = Xb.shape[0], losses.shape[1]
@@ -84,7 +84,7 @@ def steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer
         gather(X, Y, order[e, start:start + m], Xm, Ym)
         if uniforms is not None:
             fill_uniforms(work, plan, uniforms[e], start, m)
-        if kin is not None and (pairs is None or pairs[last]):
+        if kin is not None and (layered is None or pairs[last]):
             loss = narrow_pair_loss_and_grads(Xm, Ym, theta, grad, work, plan, spec, coefs, kin,
                                               kout)
         else:
@@ -104,7 +104,7 @@ def steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer
 
 @inline_jit
 def train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
-                scalars, uniforms, saved, losses, correct, pairs, kin, kout, narrow):
+                scalars, uniforms, saved, losses, correct, pairs, kin, kout, narrow, layered):
     """``guarded_steps`` with denormals flushed, as the training step has them."""
     X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs = borrowed(
         (X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs))
@@ -113,19 +113,19 @@ def train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, opt
     control = denormals_off()
     result = guarded_steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs,
                            optimizer, state, scalars, uniforms, saved, losses, correct, pairs,
-                           kin, kout, narrow)
+                           kin, kout, narrow, layered)
     fp_control_restore(control)
     return result
 
 
 @inline_jit
 def guarded_steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
-                  scalars, uniforms, saved, losses, correct, pairs, kin, kout, narrow):
+                  scalars, uniforms, saved, losses, correct, pairs, kin, kout, narrow, layered):
     """The contract's epoch around ``steps``: the divergence rule."""
     total = losses.size
     diverged = steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
                      state, scalars, uniforms, saved, losses, correct, total, pairs, kin, kout,
-                     narrow)
+                     narrow, layered)
     if diverged < 0 and (total == 1 or all_finite(theta)):
         return -1
     if not all_finite(theta):
@@ -134,7 +134,7 @@ def guarded_steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, o
             copy_into(saved[1:], state)
             steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer, state,
                   scalars, uniforms, saved, losses, correct,
-                  (total if diverged < 0 else diverged) - 1, pairs, kin, kout, narrow)
+                  (total if diverged < 0 else diverged) - 1, pairs, kin, kout, narrow, layered)
     return total if diverged < 0 else diverged
 
 
@@ -144,7 +144,7 @@ def layered_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, co
     """network_train_epoch, layer by layer (``narrow``: as in network.py)."""
     return train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
                        state, scalars, uniforms, saved, losses, correct, (False, False), None,
-                       None, narrow)
+                       None, narrow, True)
 
 
 @jit
@@ -158,6 +158,6 @@ def narrow_pair_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec
     of the spiral, most of its compile time)."""
     literally(kin)
     literally(kout)
-    pairs = None if layered is None else (full_pair, last_pair)
     return train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
-                       state, scalars, uniforms, saved, losses, correct, pairs, kin, kout, True)
+                       state, scalars, uniforms, saved, losses, correct, (full_pair, last_pair),
+                       kin, kout, True, layered)
