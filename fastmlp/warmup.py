@@ -55,13 +55,15 @@ def layered(backend, dtype, sizes, n):
 
 
 def narrow_pair(backend, dtype, inputs, classes):
-    """The narrow-pair step and its loss and grads, compiled for ``inputs`` and ``classes``."""
+    """The narrow-pair step and its loss and grads, compiled for ``inputs`` and ``classes``,
+    and its epochs: every batch of the pair, and a last batch too short for it."""
     n = tuning.MIN_LOOP_COLUMNS
-    X, y = _rows(n, inputs, classes, dtype)
+    X, y = _rows(n + 1, inputs, classes, dtype)
     model = MLP([inputs, 8, classes], backend=backend, dtype=dtype)
-    model.make_step(X, y, "adam")()
-    model.fit(X, y, epochs=1, batch_size=n, optimizer="adam", verbose=0)
-    model.loss_and_grads(X, y)
+    model.make_step(X[:n], y[:n], "adam")()
+    for rows in (n, n + 1):
+        model.fit(X[:rows], y[:rows], epochs=1, batch_size=n, optimizer="adam", verbose=0)
+    model.loss_and_grads(X[:n], y[:n])
 
 
 def updates(backend, dtype):
