@@ -42,6 +42,22 @@ def test_a_kernel_may_add_trailing_parameters_only_with_defaults():
             problems[0], problems
 
 
+def test_the_checked_kernels_pass_the_trailing_arguments_of_the_hook_kernel_extra():
+    """A module's own ``kernel_extra`` gives each checked call its compile-time choices;
+    without it, a checked kernel is called with the contract's arguments alone."""
+    import types
+
+    numpy_module = backends.get("numpy").raw
+    calls = []
+    module = types.SimpleNamespace(**{n: getattr(numpy_module, n) for n in contract.KERNELS})
+    module.matmul = lambda A, B, out, narrow=True: calls.append(narrow)
+    A, B, out = arrays((2, 3), (3, 4), (2, 4))
+    backends.Backend("plain", module).matmul(A, B, out)
+    module.kernel_extra = lambda name, args: (args[0].shape,) if name == "matmul" else ()
+    backends.Backend("with extra", module).matmul(A, B, out)
+    assert calls == [True, (2, 3)]
+
+
 def test_unknown_backend_names_the_choices():
     with pytest.raises(ValueError, match=r"backend must be one of \['cython', 'numba', 'numpy', 'python'\], got 'jax'"):
         backends.get("jax")

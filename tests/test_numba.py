@@ -275,6 +275,45 @@ def test_a_network_without_narrow_products_compiles_no_narrow_loop(numba_backend
                            "sgd_update"}, compiled
 
 
+#: (rows, fan_in, fan_out): layers whose products take no narrow loop (BLAS, the i-k-j
+#: loop), then some that do: the spiral's first layer (every narrow loop), a weight
+#: gradient over 3 rows (backward only), 3 outputs (narrow-n forward, narrow-k dX).
+WIDE_LAYERS = [(64, 64, 64), (64, 2, 3), (256, 784, 512)]
+NARROW_LAYERS = [(300, 2, 100), (3, 64, 100), (64, 40, 3)]
+
+
+@pytest.mark.parametrize("rows, fan_in, fan_out", WIDE_LAYERS + NARROW_LAYERS)
+def test_kernel_extra_gives_narrow_none_exactly_where_no_product_takes_a_narrow_loop(
+        numba_backend, rows, fan_in, fan_out):
+    from fastmlp.backends import tuning
+    X, W = np.zeros((rows, fan_in)), np.zeros((fan_in, fan_out))
+    dZ, out = np.zeros((rows, fan_out)), np.zeros((rows, fan_out))
+    paths = tuning.dense_paths(rows, fan_in, fan_out)
+    narrow = {name: (True,) if any(paths[p] in tuning.NARROW_LOOPS for p in products)
+              else (None,) for name, products in [("forward", ["XW"]), ("backward", paths)]}
+    extra = numba_backend.raw.kernel_extra
+    assert extra("matmul", (X, W, out)) == extra("linear_forward", (X, W, None, 0, out)) == \
+        narrow["forward"]
+    assert extra("linear_backward", (X, W, dZ, W, None, X)) == narrow["backward"]
+    assert (narrow["backward"] == (None,)) == ((rows, fan_in, fan_out) in WIDE_LAYERS)
+    assert extra("relu_forward", (X, X)) == ()
+
+
+def test_the_checked_product_kernels_compile_no_narrow_loop_for_a_wide_shape(
+        numba_backend, tmp_path):
+    """A first ``matmul``, ``linear_forward`` and ``linear_backward`` of a user (the checked
+    kernels) on 64x64x64: BLAS's and the i-k-j loop's paths, none of the narrow loops."""
+    compiled = compiled_in_a_cold_process("""
+        from fastmlp import backends
+        k, A = backends.get("numba"), np.ones((64, 64))
+        k.matmul(A, A, A.copy())
+        k.linear_forward(A, A, np.ones(64), 1, A.copy())
+        k.linear_backward(A, A, A, A.copy(), np.ones(64), A.copy())
+    """, tmp_path)
+    assert {"gemm_on_path", "linear_forward", "linear_backward_relu"} <= compiled, compiled
+    assert not compiled & NARROW_LOOP_KERNELS, compiled
+
+
 def test_a_fit_whose_batches_all_take_the_narrow_pair_compiles_no_layered_step(
         numba_backend, tmp_path):
     """The spiral in one batch of 300: the epoch kernel of the narrow pair, with no layered

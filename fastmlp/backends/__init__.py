@@ -36,18 +36,26 @@ class Backend:
 
     def __init__(self, name, module):
         self.name, self.raw = name, module
-        for kernel_name, spec in contract.KERNELS.items():
-            setattr(self, kernel_name, spec.checked(getattr(module, kernel_name)))
         self.own_hooks = frozenset(h for h in contract.HOOKS if hasattr(module, h))
-        for hook, default in contract.HOOKS.items():
-            raw = getattr(module, hook) if hook in self.own_hooks else functools.partial(
-                default, module)
+        extra = module.kernel_extra if "kernel_extra" in self.own_hooks else None
+        for kernel_name, spec in contract.KERNELS.items():
+            setattr(self, kernel_name, spec.checked(getattr(module, kernel_name), extra))
+        for hook in contract.HOOKS:
+            raw = hook_of(module, hook)
             if hook in contract.CHECKED_HOOKS:
                 raw = contract.KERNELS[contract.CHECKED_HOOKS[hook]].checked(raw)
             setattr(self, hook, raw)
 
     def __repr__(self):
         return f"<fastmlp backend {self.name!r}>"
+
+
+def hook_of(module, hook):
+    """The hook ``hook`` (``contract.HOOKS``) of a backend module: its own, else the
+    contract's default bound to it."""
+    if hasattr(module, hook):
+        return getattr(module, hook)
+    return functools.partial(contract.HOOKS[hook], module)
 
 
 def _contract_problems(module):

@@ -447,6 +447,14 @@ def default_epoch_kernel(kernels, order, Xb, layers, spec):
     return kernels.network_train_epoch, ()
 
 
+def default_kernel_extra(kernels, name, args):
+    """Hook ``kernel_extra(name, args) -> extra``: the trailing arguments of the kernel
+    ``name`` for its contract arguments ``args``, a backend's compile-time choices for these
+    shapes (Numba's ``narrow``), which the checked kernels and the harness pass, as
+    ``kernel(*args, *extra)``. Default: ``()``."""
+    return ()
+
+
 def default_matmul_variant(kernels, A, B, out):
     """Hooks ``matmul_blocked`` (an own cache-blocked loop) and ``matmul_blas`` (BLAS
     alone), arguments as ``matmul``; the harness times them. Default: ``kernels.matmul``."""
@@ -455,7 +463,7 @@ def default_matmul_variant(kernels, A, B, out):
 
 #: Hook name -> default (called with the backend module first).
 HOOKS = {"step_kernel": default_step_kernel, "epoch_kernel": default_epoch_kernel,
-         "forward_kernel": default_forward_kernel,
+         "forward_kernel": default_forward_kernel, "kernel_extra": default_kernel_extra,
          "specialise": default_specialise,
          "matmul_blocked": default_matmul_variant, "matmul_blas": default_matmul_variant}
 #: Hooks taking arrays, checked as the kernel named here.

@@ -72,8 +72,9 @@ class KernelSpec:
         if self.check_extra is not None:
             self.check_extra(args)
 
-    def checked(self, raw):
-        """Wrap the backend kernel ``raw``: validate, allocate missing outputs, call."""
+    def checked(self, raw, extra=None):
+        """Wrap the backend kernel ``raw``: validate, allocate missing outputs, call (with the
+        trailing arguments ``extra(name, args)`` gives, if given: hook ``kernel_extra``)."""
 
         @functools.wraps(self.stub)
         def wrapper(*args, **kwargs):
@@ -81,7 +82,8 @@ class KernelSpec:
             values = {name: bound.arguments.get(name) for name in self.params}
             self._allocate_outputs(values)
             self.check(values)
-            result = raw(*values.values())
+            args = tuple(values.values())
+            result = raw(*args, *(extra(self.name, args) if extra is not None else ()))
             if result is not None:
                 return result
             outs = [values[n] for n, s in self.arrays.items() if s.written]

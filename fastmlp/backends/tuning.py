@@ -110,17 +110,22 @@ def path_name(m, k, n, trans_a=False, trans_b=False):
     return GEMM_PATHS[gemm_path(m, k, n, trans_a, trans_b)]
 
 
+def dense_paths(batch, fan_in, fan_out):
+    """The paths of a dense layer's products over ``batch`` rows (X, W and dZ C-contiguous):
+    ``"XW"`` (forward), ``"dW"`` (X.T @ dZ, or the one-pass ``"weight_grads"`` for a narrow
+    X) and ``"dX"`` (dZ @ W.T)."""
+    dW = ("weight_grads" if narrow_k_applies(batch, fan_in, fan_out)
+          else path_name(fan_in, batch, fan_out, True))
+    return dict(XW=path_name(batch, fan_in, fan_out), dW=dW,
+                dX=path_name(batch, fan_out, fan_in, False, True))
+
+
 def layer_paths(sizes, batch):
     """The paths of a layer-by-layer training step's products, per layer of ``sizes`` over
-    ``batch`` rows: ``"XW"`` (forward), ``"dW"`` (X.T @ dZ, or the one-pass
-    ``"weight_grads"`` for a narrow X) and, but for the first layer, ``"dX"`` (dZ @ W.T).
-    (A ``narrow_pair`` network runs its own kernels instead.)"""
-    paths = []
-    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        dW = ("weight_grads" if narrow_k_applies(batch, fan_in, fan_out)
-              else path_name(fan_in, batch, fan_out, True))
-        dX = {"dX": path_name(batch, fan_out, fan_in, False, True)} if layer else {}
-        paths.append(dict(XW=path_name(batch, fan_in, fan_out), dW=dW, **dX))
+    ``batch`` rows: ``dense_paths``, but for the first layer without ``"dX"``. (A
+    ``narrow_pair`` network runs its own kernels instead.)"""
+    paths = [dense_paths(batch, fan_in, fan_out) for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]
+    del paths[0]["dX"]
     return paths
 
 

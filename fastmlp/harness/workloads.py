@@ -12,6 +12,7 @@ memory-bound; compare times, not GFLOP/s, between them).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,13 +75,22 @@ def _rand(rng, shape, dtype):
     return rng.standard_normal(shape).astype(dtype)
 
 
+def _bound(raw, kernel, *args):
+    """``raw``'s kernel bound to ``args`` and to the trailing arguments its backend chooses
+    for them (hook ``kernel_extra``), as the checked kernel calls it."""
+    return functools.partial(getattr(raw, kernel), *args,
+                             *backends.hook_of(raw, "kernel_extra")(kernel, args))
+
+
 # ---------------------------------------------------------------- kernels
 
 def matmul_case(m, k, n, dtype, kernel="matmul", group="kernel"):
     def make(raw, dt):
         rng = np.random.default_rng(0)
         A, B, out = _rand(rng, (m, k), dt), _rand(rng, (k, n), dt), np.empty((m, n), dt)
-        fn = getattr(raw, kernel)
+        if kernel == "matmul":
+            return _bound(raw, kernel, A, B, out)
+        fn = getattr(raw, kernel)  # a hook: no trailing arguments
         return lambda: fn(A, B, out)
 
     needs = kernel if kernel != "matmul" else ""
@@ -93,13 +103,13 @@ def linear_cases(n, i, o, dtype):
         rng = np.random.default_rng(0)
         X, W, b, out = _rand(rng, (n, i), dt), _rand(rng, (i, o), dt), _rand(rng, o, dt), \
             np.empty((n, o), dt)
-        return lambda: raw.linear_forward(X, W, b, RELU, out)
+        return _bound(raw, "linear_forward", X, W, b, RELU, out)
 
     def backward(raw, dt):
         rng = np.random.default_rng(0)
         X, W, dZ = _rand(rng, (n, i), dt), _rand(rng, (i, o), dt), _rand(rng, (n, o), dt)
         dW, db, dX = np.empty((i, o), dt), np.empty(o, dt), np.empty((n, i), dt)
-        return lambda: raw.linear_backward(X, W, dZ, dW, db, dX)
+        return _bound(raw, "linear_backward", X, W, dZ, dW, db, dX)
 
     size = f"{n}x{i}x{o}"
     return [Case("kernel", "linear_forward", size, dtype, 2.0 * n * i * o + 2 * n * o, forward,
