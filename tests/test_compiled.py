@@ -164,6 +164,29 @@ def test_a_narrow_relu_pair_is_stored_units_by_samples(compiled_backend, dtype):
                                P / P.sum(1, keepdims=True), **tol)
 
 
+@pytest.mark.parametrize("scale", [0.1, 30.0])
+def test_the_narrow_pairs_vectorised_log_keeps_the_loss_to_its_last_bits(compiled_backend,
+                                                                         reference, scale):
+    """The narrow-pair softmax takes each sample's log-sum-exp by its own log (a loop that
+    vectorises): the loss agrees with numpy's to rounding, for logits close together (sums
+    of exp near the number of classes) and far apart (near 1), and a NaN logit gives NaN."""
+    sizes, n = [2, 40, 3], 300
+    plan = layout.plan(sizes, n, training=True)
+    rng = np.random.default_rng(2)
+    X, theta = rng.normal(size=(n, 2)), scale * rng.normal(size=plan.theta_size)
+    Y = np.eye(3)[rng.integers(0, 3, n)]
+    spec = np.array([contract.RELU, contract.SOFTMAX, contract.CROSS_ENTROPY])
+    assert tuning.narrow_pair(n, plan.layers, spec) == (2, 3)
+
+    def loss(kernels, theta):
+        return kernels.raw.network_loss_and_grads(X, Y, theta, np.zeros_like(theta),
+                                                  np.zeros(plan.work_size), plan.layers, spec,
+                                                  np.zeros(3))
+    assert loss(compiled_backend, theta) == pytest.approx(loss(reference, theta), rel=1e-13)
+    theta[-1] = np.nan  # the last class's bias: a NaN logit for every sample
+    assert np.isnan(loss(compiled_backend, theta))
+
+
 def test_narrow_pair_scratch_bound_counts_the_inputs(compiled_backend, reference):
     """Four inputs, one class, 1300 samples: X.T (5200 numbers) does not fit the fused
     step's stack scratch (4096), so the layer-by-layer step runs (its hidden layer stored

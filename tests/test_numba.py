@@ -327,3 +327,28 @@ def test_a_fit_whose_batches_all_take_the_narrow_pair_compiles_no_layered_step(
     assert not compiled & ({"linear_forward", "linear_backward_relu", "gemm_on_path"}
                            | NARROW_LOOP_KERNELS), compiled
 
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_vectorised_log_is_within_one_unit_in_the_last_place(numba_backend, dtype):
+    """losses.log_positive (fdlibm's log, in a loop LLVM vectorises) against numpy's log
+    over the positive normal numbers: at most one unit in the last place; NaN stays NaN."""
+    from numba import njit
+
+    from fastmlp.backends.numba.losses import log_positive
+
+    @njit
+    def logs(x, out):
+        for i in range(x.size):
+            out[i] = log_positive(x[i])
+
+    info = np.finfo(dtype)
+    rng = np.random.default_rng(3)
+    x = np.exp(rng.uniform(np.log(info.tiny), np.log(info.max), 100_000)).astype(dtype)
+    x = np.concatenate([x, rng.uniform(0.5, 4, 100_000).astype(dtype),
+                        np.array([info.tiny, 2 ** -0.5, 1, 2, 4, info.max, np.nan], dtype)])
+    out = np.empty_like(x)
+    logs(x, out)
+    exact = np.log(x.astype(np.longdouble))
+    ulps = np.abs(out - exact) / np.spacing(np.abs(exact).astype(dtype))
+    assert np.nanmax(ulps) <= 1.0 and np.isnan(out[-1]) and out[-5] == 0

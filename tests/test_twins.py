@@ -27,15 +27,15 @@ CYTHON_BUILD_FILES = re.compile(r"^(_kernels\..*|tuning\.(h|pxi)|__init__\.py|__
 
 #: Per module: the functions both backends define under this name, for the same work.
 TWINS = {
-    "intrinsics": ["tile"],
+    "intrinsics": ["tile", "log_split"],
     "gemm": ["gemm", "gemm_on_path", "narrow_k", "narrow_n", "narrow_n_transposed_a",
              "weight_grads", "matmul", "matmul_path", "matmul_blas"],
     "blocked": ["pack_panel", "row_block_product", "matmul_blocked"],
     "elementwise": ["sigmoid", "softmax_rows", "bias_activation", "activation_forward",
                     "activation_backward", "penalty", "dropout_apply"],
     "linear": ["linear_forward", "linear_backward", "linear_backward_relu"],
-    "losses": ["exp_nonpositive", "softmax_cross_entropy", "sigmoid_cross_entropy",
-               "pointwise_loss", "mse_loss", "l1_loss", "output_loss"],
+    "losses": ["exp_nonpositive", "log_positive", "softmax_cross_entropy",
+               "sigmoid_cross_entropy", "pointwise_loss", "mse_loss", "l1_loss", "output_loss"],
     "updates": ["sgd_update", "rmsprop_update", "adam_update", "adagrad_update", "update"],
     "network": ["forward", "network_forward", "penalties", "layered_loss_and_grads",
                 "layered_train_step"],

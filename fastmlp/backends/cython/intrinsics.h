@@ -30,6 +30,26 @@ static inline double pow2_f64(double t) {
     uint64_t bits; memcpy(&bits, &t, 8); bits <<= 52; memcpy(&t, &bits, 8); return t;
 }
 
+/* m in [sqrt(1/2), sqrt(2)) and *e with v = m * 2**e, for a positive normal v (fdlibm's
+   reduction for log); e becomes a float by adding the bits of 1.5 * 2**23 (or 2**52): AVX2
+   has no int64-to-double conversion. */
+static inline float log_split_f32(float v, float* e) {
+    uint32_t bits, low = 0x3f3504f3u, magic = 0x4b400000u;  /* sqrt(1/2), 1.5 * 2**23 */
+    float exponent;
+    memcpy(&bits, &v, 4); bits -= low;
+    uint32_t field = (uint32_t)((int32_t)bits >> 23) + magic;
+    memcpy(&exponent, &field, 4); *e = exponent - 12582912.0f;
+    bits = (bits & 0x7fffffu) + low; memcpy(&v, &bits, 4); return v;
+}
+static inline double log_split_f64(double v, double* e) {
+    uint64_t bits, low = 0x3fe6a09e667f3bcdull, magic = 0x4338000000000000ull;
+    double exponent;
+    memcpy(&bits, &v, 8); bits -= low;
+    uint64_t field = (uint64_t)((int64_t)bits >> 52) + magic;
+    memcpy(&exponent, &field, 8); *e = exponent - 6755399441055744.0;
+    bits = (bits & 0xfffffffffffffull) + low; memcpy(&v, &bits, 8); return v;
+}
+
 /* v, or +0 where below is true, by a mask: a branch would hold the multiply making v,
    and GCC does not move a float operation out of a branch (it may trap), nor vectorise. */
 static inline float zero_where_f32(int below, float v) {

@@ -7,6 +7,8 @@ cdef extern from "intrinsics.h":
     double pow2_f64(double t) noexcept nogil
     float zero_where_f32(bint below, float v) noexcept nogil
     double zero_where_f64(bint below, double v) noexcept nogil
+    float log_split_f32(float v, float* e) noexcept nogil
+    double log_split_f64(double v, double* e) noexcept nogil
     const double LOG2E, LN2_HI, LN2_LO
     const float MAGIC_F32
     const double MAGIC_F64
@@ -26,6 +28,14 @@ cdef inline floating zero_where(bint condition, floating v) noexcept nogil:
         return zero_where_f32(condition, v)
     else:
         return zero_where_f64(condition, v)
+
+
+cdef inline floating log_split(floating v, floating* e) noexcept nogil:
+    """v's mantissa in [sqrt(1/2), sqrt(2)), its exponent into e (see log_split_f32)."""
+    if floating is float:
+        return log_split_f32(v, e)
+    else:
+        return log_split_f64(v, e)
 
 
 cdef inline void dots(const floating* a0, const floating* a1, const floating* bt, int k,

@@ -25,6 +25,25 @@ cdef inline floating exp_nonpositive(floating x) noexcept nogil:
         return zero_where(n < -1022, p * pow2_f64(t))
 
 
+cdef inline floating log_positive(floating x) noexcept nogil:
+    """log(x) for a positive normal x (NaN gives NaN), branch-free so that a loop of it
+    vectorises: fdlibm's log, x = (1 + f) 2**e and log(1 + f) = 2 s + s R for
+    s = f / (2 + f), R the series of 2 atanh(s) / s - 2 in s**2 (to degree 8 in float, 20 in
+    double; numba's losses.LOG_SERIES)."""
+    cdef floating e, f, s, z, r, half_square
+    f = log_split(x, &e) - 1
+    s, half_square = f / (2 + f), (<floating>0.5) * f * f
+    z = s * s
+    if floating is float:
+        r = z * (<float>(2 / 3.) + z * (<float>(2 / 5.) + z * (<float>(2 / 7.)
+            + z * <float>(2 / 9.))))
+    else:
+        r = z * (2 / 3. + z * (2 / 5. + z * (2 / 7. + z * (2 / 9. + z * (2 / 11. + z * (2 / 13.
+            + z * (2 / 15. + z * (2 / 17. + z * (2 / 19. + z * (2 / 21.))))))))))
+    return (e * <floating>LN2_HI - ((half_square - (s * (half_square + r) + e * <floating>LN2_LO))
+            - f)) + (x - x)  # x - x: NaN for a NaN x, else 0
+
+
 cdef double softmax_cross_entropy_c(const floating* Z, const floating* Y, floating* P, floating* dZ,
                          int rows, int cols) noexcept nogil:
     """Three passes: logits less the row peak (into dZ, as scratch), one vectorised exp over

@@ -78,7 +78,7 @@ cdef double softmax_cross_entropy_transposed(const floating* ZT, const floating*
             e[i] = exp_nonpositive(z[i] - lse[i])
             total[i] += e[i]
     for i in range(n):
-        lse[i] += logf(total[i]) if floating is float else log(total[i])
+        lse[i] += log_positive(total[i])
         total[i] = 1 / total[i]
     for j in range(k):
         e = scratch + j * n

@@ -2,14 +2,17 @@
 
 Cheap C-contiguous views (``matrix_view``, ``flat_view``: a struct fill, where Numba's
 ``reshape`` calls a general helper), a scratch matrix on the stack (``stack_matrix``), a
-power of two from its exponent bits (``pow2``, for a vectorised exp), the register tile
-of the blocked product (``tile``) and a copy between arrays of one shape (``copy_into``). Under ``NUMBA_DISABLE_JIT=1`` they are plain NumPy.
+power of two from its exponent bits (``pow2``, for a vectorised exp) and a number's split
+into mantissa and exponent (``log_split``, for a vectorised log), the register tile of the
+blocked product (``tile``) and a copy between arrays of one shape (``copy_into``). Under
+``NUMBA_DISABLE_JIT=1`` they are plain NumPy.
 
 ``FASTMLP_FASTMATH=1`` compiles with ``fastmath=True`` (results then differ from the
 NumPy reference in the last bits) and without the disk cache; the default keeps IEEE
 semantics.
 """
 import hashlib
+import math
 import os
 import platform
 from pathlib import Path
@@ -210,6 +213,33 @@ def _pow2(typingctx, n):
 
 
 @intrinsic
+def _log_split(typingctx, v):
+    """(m, e) with v = m * 2**e, m in [sqrt(1/2), sqrt(2)) and e integral, both of v's type,
+    for a positive normal v: from its bits, as fdlibm's log reduces its argument. e becomes a
+    float by adding the bits of 1.5 * 2**mantissa (no int-to-float conversion: AVX2 has none
+    for int64)."""
+    if v not in (types.float32, types.float64):
+        return None
+    bits, mantissa = (32, 23) if v == types.float32 else (64, 52)
+    low, magic = np.array([2 ** -0.5, 1.5 * 2 ** mantissa], v.name)
+    low_bits, magic_bits = (int(x) for x in np.array([low, magic]).view(f"i{bits // 8}"))
+
+    def codegen(context, builder, signature, args):
+        integer, real = ir.IntType(bits), context.get_value_type(v)
+        low = ir.Constant(integer, low_bits)
+        shifted = builder.sub(builder.bitcast(args[0], integer), low)
+        fraction = builder.add(builder.and_(shifted, ir.Constant(integer, 2 ** mantissa - 1)),
+                               low)
+        exponent = builder.add(builder.ashr(shifted, ir.Constant(integer, mantissa)),
+                               ir.Constant(integer, magic_bits))
+        exponent = builder.fsub(builder.bitcast(exponent, real), ir.Constant(real, magic))
+        return context.make_tuple(builder, signature.return_type,
+                                  (builder.bitcast(fraction, real), exponent))
+
+    return types.UniTuple(v, 2)(v), codegen
+
+
+@intrinsic
 def _tile(typingctx, a_pack, b_pack, b_offset, depth, out, row, col, accumulate):
     """out[row:row + TILE_ROWS, col:col + NR] (+)= the product of a packed row block and a
     packed panel, summed in 2 * TILE_ROWS vector registers: the Cython backend's C tile.
@@ -346,6 +376,12 @@ if config.DISABLE_JIT:
         """2 ** n for an integral float n in the normal exponent range of its own type."""
         return type(n)(2.0 ** int(n))
 
+    def log_split(v):
+        """(m, e) with v = m * 2**e, m in [sqrt(1/2), sqrt(2)), for a positive normal v."""
+        m, e = math.frexp(v)
+        m, e = (2 * m, e - 1) if m < 2 ** -0.5 else (m, e)
+        return type(v)(m), type(v)(e)
+
 
     def stack_matrix(like, rows, cols):
         """A (rows, cols) scratch matrix of ``like``'s dtype, rows * cols <= STACK_ITEMS."""
@@ -384,6 +420,7 @@ if config.DISABLE_JIT:
         pass
 else:
     matrix_view, flat_view, stack_matrix, pow2 = _matrix_view, _flat_view, _stack_matrix, _pow2
+    log_split = _log_split
     borrowed = _borrowed
     denormals_off, fp_control_restore = _denormals_off, _fp_control_restore
     tile = _tile

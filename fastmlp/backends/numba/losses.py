@@ -2,10 +2,12 @@
 import math
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from fastmlp.backends.contract import CROSS_ENTROPY, L1, MSE, SIGMOID, SOFTMAX
 from fastmlp.backends.numba.elementwise import activation_backward, activation_forward, sigmoid
-from fastmlp.backends.numba.intrinsics import flat_view, jit, pow2
+from fastmlp.backends.numba.intrinsics import flat_view, jit, log_split, pow2
 
 
 #: exp(x) = 2**n * exp(r) with x = n ln2 + r, |r| <= ln2 / 2 (Cody-Waite). LN2_HI has 16
@@ -33,6 +35,41 @@ def exp_nonpositive(x):
             p = p * r + t(c)
         scale = pow2(n if n >= emin else emin)  # a NaN n is clamped too: p carries the NaN
         x[i] = zero if n < emin else p * scale
+
+
+#: log(1 + f) = 2 atanh(s) = 2 s + s R for s = f / (2 + f), R = sum over d >= 1 of
+#: 2 / (2 d + 1) s**(2 d), highest degree first. With 1 + f in [sqrt(1/2), sqrt(2)),
+#: |s| <= 0.172: terms to degree 8 are float32-accurate, to degree 20 float64-accurate.
+LOG_SERIES = {"float32": tuple(2 / (2 * d + 1) for d in range(4, 0, -1)),
+              "float64": tuple(2 / (2 * d + 1) for d in range(10, 0, -1))}
+
+
+def log_positive(v):
+    """log(v) for a positive normal v (NaN gives NaN), branch-free so that a loop of it
+    vectorises, where math.log is a libm call per entry (most of a narrow softmax's time)."""
+    return math.log(v)
+
+
+@overload(log_positive, jit_options={"error_model": "numpy"})
+def _log_positive(v):
+    if v not in (types.float32, types.float64):
+        return None
+    t = np.dtype(v.name).type  # every constant in v's precision: float32 stays float32
+    one, half, two, hi, lo = t(1), t(0.5), t(2), t(LN2_HI), t(LN2_LO)
+    series = tuple(map(t, LOG_SERIES[v.name]))
+
+    def log_series(v):
+        """fdlibm's log: v = (1 + f) 2**e, and the sum arranged so that it rounds once."""
+        m, e = log_split(v)
+        f = m - one
+        s, half_square = f / (two + f), half * f * f
+        z = s * s
+        r = series[0]
+        for c in series[1:]:
+            r = r * z + c
+        lower = half_square - (s * (half_square + r * z) + e * lo)
+        return e * hi - (lower - f) + (v - v)  # v - v: NaN for a NaN v, else 0
+    return log_series
 
 
 @jit

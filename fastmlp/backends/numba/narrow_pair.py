@@ -5,8 +5,6 @@ hidden activations, the logits and their gradient transposed (units x samples), 
 loop runs along a long contiguous row of samples, one pass forward and one backward. They
 are compiled for the number of inputs and of classes (``literally``), only for those used.
 """
-import math
-
 from numba import literally
 
 from fastmlp.backends.contract import A, DZ, FAN_OUT, Z
@@ -14,7 +12,7 @@ from fastmlp.backends.numba.intrinsics import (borrowed, contract_jit, copy_into
                                                flat_view, fp_control_restore, jit, reassoc_jit,
                                                stack_matrix)
 from fastmlp.backends.numba.gemm import transpose_into
-from fastmlp.backends.numba.losses import exp_nonpositive
+from fastmlp.backends.numba.losses import exp_nonpositive, log_positive
 from fastmlp.backends.numba.network import block, penalties, weights
 from fastmlp.backends.numba.updates import update
 
@@ -42,7 +40,7 @@ def softmax_cross_entropy_transposed(ZT, Y, P, dZT):
         total += E[j]
     loss, one, inv_n = 0.0, ZT.dtype.type(1), ZT.dtype.type(1 / n)
     for i in range(n):
-        peak[i] += math.log(total[i])  # now the log-sum-exp
+        peak[i] += log_positive(total[i])  # now the log-sum-exp
         total[i] = one / total[i]
     for j in range(k):
         z, e, d = ZT[j], E[j], dZT[j]
