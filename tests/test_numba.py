@@ -328,7 +328,6 @@ def test_a_fit_whose_batches_all_take_the_narrow_pair_compiles_no_layered_step(
                            | NARROW_LOOP_KERNELS), compiled
 
 
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_vectorised_log_is_within_one_unit_in_the_last_place(numba_backend, dtype):
     """losses.log_positive (fdlibm's log, in a loop LLVM vectorises) against numpy's log

@@ -221,8 +221,8 @@ def _log_split(typingctx, v):
     if v not in (types.float32, types.float64):
         return None
     bits, mantissa = (32, 23) if v == types.float32 else (64, 52)
-    low, magic = np.array([2 ** -0.5, 1.5 * 2 ** mantissa], v.name)
-    low_bits, magic_bits = (int(x) for x in np.array([low, magic]).view(f"i{bits // 8}"))
+    constants = np.array([2 ** -0.5, 1.5 * 2 ** mantissa], v.name)
+    (low_bits, magic_bits), magic = constants.view(f"i{bits // 8}").tolist(), constants[1]
 
     def codegen(context, builder, signature, args):
         integer, real = ir.IntType(bits), context.get_value_type(v)
