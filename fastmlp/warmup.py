@@ -24,9 +24,9 @@ SIZES = {"m": 8, "k": 6, "n": 5, "i": 4, "o": 3}
 #: Codes of a valid call where code 0 is not (identity output with cross-entropy); a code
 #: is a value, so any valid one compiles the same path.
 CODES = {"out_act": contract.SOFTMAX}
-#: The contract kernels a network entry point or an optimizer already warms.
+#: The contract kernels a network entry point (``fit`` the epoch) or an optimizer warms.
 COMPOSITE = ("network_forward", "network_loss_and_grads", "network_train_step",
-             *contract.UPDATE_KERNELS)
+             "network_train_epoch", *contract.UPDATE_KERNELS)
 
 
 def _rows(n, features, classes, dtype, seed=0):

@@ -99,6 +99,16 @@ def read_only_copy(tmp_path):
     return site
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_warmup_path_runs_on_the_reference_backend(dtype):
+    """Each path's calls are valid ones (the numpy backend compiles nothing, so this is
+    quick): a kernel's arguments built from its declared shapes, every network entry."""
+    from fastmlp import warmup
+
+    for label, task in warmup.tasks("numpy", dtype):
+        task()
+
+
 @pytest.fixture
 def open_tmp():
     """A temporary folder every user may enter (pytest's tmp_path is under a 0700 one)."""
