@@ -359,3 +359,36 @@ def test_softmax_cross_entropy_on_extreme_logits(backend, reference, dtype, case
         np.testing.assert_allclose(got, want, **tolerance(dtype))
     if case == "nan":
         assert np.isnan(outputs[0][1][::3]).all() and np.isfinite(outputs[0][1][1::3]).all()
+
+
+@pytest.mark.parametrize("shape", [(5, 7, 6), (300, 2, 100)], ids=["wide", "narrow-k"])
+def test_relu_keeps_a_nan_as_numpy_does(backend, reference, dtype, shape):
+    """np.maximum(NaN, 0) is NaN: a NaN pre-activation must not come out of ReLU as a finite
+    0 (it would hide a diverged weight), in the activation kernel, the layer with its bias
+    and ReLU fused, and the fused narrow-pair step (its hidden units stored transposed)."""
+    n, i, o = shape
+    rng = np.random.default_rng(n)
+    Z = rng.normal(size=(n, o)).astype(dtype)
+    Z[0, 1] = np.nan
+    got = backend.activation_forward(contract.RELU, Z, np.empty_like(Z))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(Z))
+    X, W, b = (rng.normal(size=s).astype(dtype) for s in [(n, i), (i, o), (o,)])
+    W[0, 2] = np.nan  # column 2 of every row is NaN
+    got = backend.linear_forward(X, W, b, contract.RELU, np.zeros((n, o), dtype))
+    want = reference.linear_forward(X, W, b, contract.RELU, np.zeros((n, o), dtype))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+
+    sizes, n = [2, 13, 3], 40
+    plan = layout.plan(sizes, n, training=True)
+    X, theta = rng.normal(size=(n, 2)), rng.normal(size=plan.theta_size)
+    Y, spec = np.eye(3)[rng.integers(0, 3, n)], np.array([contract.RELU, contract.SOFTMAX,
+                                                          contract.CROSS_ENTROPY])
+    theta[plan.layers[0, contract.W] + 5] = np.nan  # input 0's weight to hidden unit 5
+    hidden = []
+    for kernels in (backend, reference):
+        work = np.zeros(plan.work_size)
+        kernels.raw.network_loss_and_grads(X, Y, theta, np.zeros_like(theta), work,
+                                           plan.layers, spec, np.zeros(3))
+        start = plan.layers[0, contract.A]
+        hidden.append(np.isnan(work[start:start + n * sizes[1]]).sum())
+    assert hidden[0] == hidden[1] == n

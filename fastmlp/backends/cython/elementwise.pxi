@@ -36,7 +36,7 @@ cdef void bias_activation(floating* Z, const floating* b, int rows, int cols, in
         if b != NULL and act == RELU:  # the common hidden layer, in one pass
             for j in range(cols):
                 v = row[j] + b[j]
-                row[j] = v if v > 0 else 0
+                row[j] = 0 if v <= 0 else v  # a NaN stays NaN, as in np.maximum
             continue
         if b != NULL:
             for j in range(cols):
@@ -44,7 +44,7 @@ cdef void bias_activation(floating* Z, const floating* b, int rows, int cols, in
         if act == RELU:
             for j in range(cols):
                 v = row[j]
-                row[j] = v if v > 0 else 0
+                row[j] = 0 if v <= 0 else v  # a NaN stays NaN, as in np.maximum
         elif act == SIGMOID:
             for j in range(cols):
                 row[j] = sigmoid(row[j])

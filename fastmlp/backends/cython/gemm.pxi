@@ -19,7 +19,7 @@ cdef inline floating finish(floating v, const floating* extra, int j, int epilog
     if epilogue == GATED:
         return zero_where(not extra[j] > 0, v)
     v = v + extra[j]
-    return (v if v > 0 else 0) if epilogue == ADD_BIAS_RELU else v
+    return (0 if v <= 0 else v) if epilogue == ADD_BIAS_RELU else v  # NaN stays NaN
 
 
 cdef inline void narrow_k_row(int n, int k, const floating* a, const floating* B,

@@ -32,6 +32,7 @@
 #define FM_STORE store_f32
 #define FM_SUM sum_f32
 #define FM_WHERE_POSITIVE where_positive_f32
+#define FM_RELU relu_f32
 #define FM_FROM_LANE from_lane_f32
 #define FM_PAIR_FORWARD_COLUMNS pair_forward_columns_f32
 #define FM_PAIR_FORWARD_UNITS pair_forward_units_f32
@@ -52,6 +53,7 @@
 #define FM_STORE store_f64
 #define FM_SUM sum_f64
 #define FM_WHERE_POSITIVE where_positive_f64
+#define FM_RELU relu_f64
 #define FM_FROM_LANE from_lane_f64
 #define FM_PAIR_FORWARD_COLUMNS pair_forward_columns_f64
 #define FM_PAIR_FORWARD_UNITS pair_forward_units_f64

@@ -26,6 +26,10 @@ FASTMLP_INLINE FM_VEC FM_WHERE_POSITIVE(FM_VEC v, FM_VEC gate) {  /* else +0 */
     const FM_VEC zero = {0};
     return (FM_VEC)((__typeof__(gate > zero))v & (gate > zero));
 }
+FASTMLP_INLINE FM_VEC FM_RELU(FM_VEC v) {  /* v where not v <= 0: a NaN stays NaN */
+    const FM_VEC zero = {0};
+    return (FM_VEC)((__typeof__(v <= zero))v & ~(v <= zero));
+}
 FASTMLP_INLINE FM_VEC FM_FROM_LANE(FM_VEC v, int skip) {  /* lanes < skip: +0 */
     FM_VEC lane;
     for (int l = 0; l < FM_LANES; l++)
@@ -45,7 +49,7 @@ FASTMLP_INLINE void FM_PAIR_FORWARD_COLUMNS(
         FM_VEC s = bias[q] + a[q][0] * x[0];
         for (int c = 1; c < kin; c++)
             s += a[q][c] * x[c];
-        v[q] = FM_WHERE_POSITIVE(s, s);
+        v[q] = FM_RELU(s);
         FM_STORE(h[q] + i, v[q]);
         if (skip)  /* lanes done already: stored again alike, added once */
             v[q] = FM_FROM_LANE(v[q], skip);
@@ -163,6 +167,7 @@ static void FM_PAIR_BACKWARD(int kin, int kout, const FM_REAL* XT, const FM_REAL
 #undef FM_STORE
 #undef FM_SUM
 #undef FM_WHERE_POSITIVE
+#undef FM_RELU
 #undef FM_FROM_LANE
 #undef FM_PAIR_FORWARD_COLUMNS
 #undef FM_PAIR_FORWARD_UNITS

@@ -51,7 +51,7 @@ def activate(act, out):
     zero = out.dtype.type(0)  # same type on both sides of the select: it vectorises
     if act == RELU:
         for i in range(flat.size):
-            flat[i] = flat[i] if flat[i] > 0 else zero
+            flat[i] = zero if flat[i] <= 0 else flat[i]  # a NaN stays NaN, as in np.maximum
     elif act == SIGMOID:
         for i in range(flat.size):
             flat[i] = sigmoid(flat[i])
@@ -69,7 +69,7 @@ def bias_activation(out, b, act):
         for i in range(rows):
             for j in range(cols):
                 v = out[i, j] + b[j]
-                out[i, j] = v if v > 0 else zero
+                out[i, j] = zero if v <= 0 else v
         return
     for i in range(rows):
         for j in range(cols):

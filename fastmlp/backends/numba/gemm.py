@@ -61,7 +61,7 @@ def narrow_k_fixed(A, B, out, bias, relu, gate, k):
                 v = terms(k, a, b, j)
                 if bias is not None:
                     v += bias[j]
-                o[j] = v if v > 0 else zero
+                o[j] = zero if v <= 0 else v  # a NaN stays NaN
         else:
             for j in range(o.size):
                 v = terms(k, a, b, j)

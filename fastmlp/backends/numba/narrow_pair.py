@@ -82,7 +82,7 @@ def hidden_relu(kin, x, unit, i):
         v += a2 * x[2][i]
     if kin > 3:
         v += a3 * x[3][i]
-    return v if v > 0 else zero
+    return zero if v <= 0 else v  # a NaN stays NaN, as in np.maximum
 
 
 @contract_jit
