@@ -120,7 +120,8 @@ def softmax_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y, fl
                           floating[:, ::1] dZ):
     cdef double value
     with nogil:
-        value = softmax_cross_entropy_c(&Z[0, 0], &Y[0, 0], &P[0, 0], &dZ[0, 0], Z.shape[0], Z.shape[1])
+        value = softmax_cross_entropy_c(&Z[0, 0], &Y[0, 0], &P[0, 0], &dZ[0, 0], Z.shape[0],
+                                        Z.shape[1])
     return value
 
 
@@ -128,7 +129,8 @@ def sigmoid_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y, fl
                           floating[:, ::1] dZ):
     cdef double value
     with nogil:
-        value = sigmoid_cross_entropy_c(&Z[0, 0], &Y[0, 0], &P[0, 0], &dZ[0, 0], Z.shape[0], Z.shape[1])
+        value = sigmoid_cross_entropy_c(&Z[0, 0], &Y[0, 0], &P[0, 0], &dZ[0, 0], Z.shape[0],
+                                        Z.shape[1])
     return value
 
 
