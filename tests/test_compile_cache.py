@@ -109,6 +109,33 @@ def test_every_warmup_path_runs_on_the_reference_backend(dtype):
         task()
 
 
+BUILD_CASE = r"""
+import sys
+from fastmlp.harness import workloads
+case = next(c for c in workloads.suite() if c.key == sys.argv[1])
+case.build("numba")()
+print("[]")
+"""
+
+
+def test_the_reports_compile_beside_fills_the_cache_for_the_speed_cases(tmp_path, monkeypatch):
+    """``speed.precompiled``: the second process compiles a speed case's kernels, so the
+    speed phase's own build of that case compiles nothing; a block that raises stops it."""
+    from fastmlp.harness import speed
+
+    key = "kernel/matmul/32x32x32/f32"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    with speed.precompiled(["numba", "numpy"], keys=[key]) as children:
+        assert len(children) == 1  # only the JIT backend compiles
+    assert children[0].returncode == 0
+    _, stderr = python(BUILD_CASE, key, env=cache_env(tmp_path / "cache"))
+    assert NOTICE not in stderr
+    with pytest.raises(KeyboardInterrupt):
+        with speed.precompiled(["numba"]) as children:
+            raise KeyboardInterrupt  # the whole suite's compile: minutes, were it let run
+    assert children[0].returncode is not None and children[0].returncode != 0
+
+
 @pytest.fixture
 def open_tmp():
     """A temporary folder every user may enter (pytest's tmp_path is under a 0700 one)."""
