@@ -148,12 +148,13 @@ for case in workloads.suite():
 
 @contextlib.contextmanager
 def precompiled(names, keys=None, timeout=1200):
-    """Within the block (given the child processes), a second process builds and calls once every speed case (those of
-    ``keys``, if given) on each JIT backend of ``names``, which fills its disk cache; on
-    leaving, waits for it (stopped if the block raises, or after ``timeout`` s). Numba
-    compiles on one core: beside the report's untimed sections and its cold-start children,
-    the other core does it, and the speed cases then load their kernels (bench: a cold digits
-    step beside another compile, 13.7-15.6 s against 13.7-14.4 s alone)."""
+    """Within the block (given the child processes), a second process builds and calls
+    once every speed case (those of ``keys``, if given) on each JIT backend of ``names``,
+    which fills its disk cache; on leaving, waits for it (stopped if the block raises, or
+    after ``timeout`` s). Numba compiles on one core: beside the report's untimed sections
+    and its cold-start children, the other core does it, and the speed cases then load their
+    kernels (bench: a cold digits step beside another compile, 13.7-15.6 s against
+    13.7-14.4 s alone)."""
     children = [subprocess.Popen([sys.executable, "-c", PRECOMPILE_SCRIPT, name,
                                   json.dumps(keys)], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
