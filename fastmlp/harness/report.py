@@ -86,12 +86,12 @@ def run(out="reports/latest", quick=False, only=None, fresh=False, convergence_b
                  QUICK_WORKLOADS if quick else tuple(workloads.NETWORKS), BUDGET_S[mode]))]),
              ("time_to_accuracy", tta.jobs(quick))]
     total = len(cases) + sum(len(jobs) for _, jobs in before + after)
-    jit = [] if quick else [b for b in speed.JIT_BACKENDS
-                            if status[b][0] and (only is None or b in only)]
+    used = [] if quick else [b for b, (ok, _) in status.items()
+                             if ok and (only is None or b in only)]
     results = {}
     with tqdm(total=total, desc=f"fastmlp report ({mode})", disable=not progress,
               unit="case") as bar:
-        with speed.precompiled(jit):
+        with speed.precompiled(used):  # the JIT ones among them
             for name, jobs in before:
                 results[name] = _run_jobs(store, mode, name, jobs, bar)
             bar.set_postfix_str("waiting for the kernels compiling beside", refresh=True)
