@@ -20,6 +20,9 @@ import tempfile
 CASES = {
     "kernel/matmul/f32": "first_kernel('matmul')",
     "kernel/linear_forward/f32": "first_kernel('linear_forward')",
+    # A narrow shape (the spiral's first layer): its products take the narrow loops.
+    **{f"kernel/{name}/300x2x100/f32": f"first_kernel('{name}', 300, 2, 100)"
+       for name in ("linear_forward", "linear_backward")},
     **{f"step/{name}/{dt}": f"first_step({sizes}, {batch}, '{opt}', '{dtype}')"
        for name, sizes, batch, opt in [("spiral", [2, 100, 3], 300, "adam"),
                                        ("digits", [64, 100, 10], 32, "rmsprop"),
@@ -33,17 +36,19 @@ import json, sys, time
 t0 = time.perf_counter()
 import numpy as np
 
-def first_kernel(name):
+def first_kernel(name, m=64, k=64, n=64):
     from fastmlp import backends
     from fastmlp.backends.contract import RELU
-    k = backends.get("numba")
+    kernels = backends.get("numba")
     rng = np.random.default_rng(0)
-    A, B = rng.random((64, 64), dtype=np.float32), rng.random((64, 64), dtype=np.float32)
-    out = np.empty((64, 64), np.float32)
+    A, B = rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32)
+    out, b = np.empty((m, n), np.float32), np.zeros(n, np.float32)
     if name == "matmul":
-        k.matmul(A, B, out)
-    else:
-        k.linear_forward(A, B, np.zeros(64, np.float32), RELU, out)
+        kernels.matmul(A, B, out)
+    elif name == "linear_forward":
+        kernels.linear_forward(A, B, b, RELU, out)
+    else:  # dZ = out: dW, db and dX
+        kernels.linear_backward(A, B, out, np.empty_like(B), b, np.empty_like(A))
 
 def first_step(sizes, batch, optimizer, dtype):
     from fastmlp import MLP
