@@ -2,6 +2,7 @@
 at import, cached kernels, and kernels that stay valid Python (see also test_compiled.py)."""
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -236,15 +237,19 @@ def test_without_narrow_loops_a_narrow_shape_takes_blas_and_agrees(numba_backend
 
 def compiled_in_a_cold_process(code, cache):
     """The names of the functions Numba compiles while a fresh process with an empty
-    ``cache`` folder runs ``code`` (after ``import numpy as np``)."""
+    ``cache`` folder runs ``code`` (after ``import numpy as np``); a function compiled for
+    a literal integer as its last argument also as ``name[value]``."""
     listen = textwrap.dedent("""
         import json
         import numpy as np
-        from numba.core import event
+        from numba.core import event, types
         compiled = set()
         class Names(event.Listener):
             def on_start(self, ev):
-                compiled.add(ev.data["dispatcher"].py_func.__name__)
+                name, last = ev.data["dispatcher"].py_func.__name__, ev.data["args"][-1:]
+                compiled.add(name)
+                if last and isinstance(last[0], types.IntegerLiteral):
+                    compiled.add(f"{name}[{last[0].literal_value}]")
             def on_end(self, ev):
                 pass
         event.register("numba:compile", Names())
@@ -276,27 +281,75 @@ def test_a_network_without_narrow_products_compiles_no_narrow_loop(numba_backend
 
 
 #: (rows, fan_in, fan_out): layers whose products take no narrow loop (BLAS, the i-k-j
-#: loop), then some that do: the spiral's first layer (every narrow loop), a weight
-#: gradient over 3 rows (backward only), 3 outputs (narrow-n forward, narrow-k dX).
+#: loop); NARROW_SELECTIONS below has some that do.
 WIDE_LAYERS = [(64, 64, 64), (64, 2, 3), (256, 784, 512)]
-NARROW_LAYERS = [(300, 2, 100), (3, 64, 100), (64, 40, 3)]
 
 
-@pytest.mark.parametrize("rows, fan_in, fan_out", WIDE_LAYERS + NARROW_LAYERS)
-def test_kernel_extra_gives_narrow_none_exactly_where_no_product_takes_a_narrow_loop(
-        numba_backend, rows, fan_in, fan_out):
+def selection(narrow_k=(), weight_grads=(), narrow_n=False, narrow_n_transposed=False):
+    """A ``tuning.NarrowLoops`` with True for the given k's and loops."""
     from fastmlp.backends import tuning
+
+    def per_k(ks):
+        return tuple(True if k in ks else None for k in range(1, tuning.NARROW_K + 1))
+    return tuning.NarrowLoops(per_k(narrow_k), per_k(weight_grads), narrow_n or None,
+                              narrow_n_transposed or None)
+
+
+#: Per narrow layer (the spiral's first, a weight gradient over 3 rows, 3 outputs), the
+#: narrow loops of its forward and of its backward (with dX).
+NARROW_SELECTIONS = {
+    (300, 2, 100): (selection(narrow_k=[2]), selection(weight_grads=[2], narrow_n=True)),
+    (3, 64, 100): (None, selection(narrow_k=[3])),  # dW = X.T @ dZ over 3 rows
+    (64, 40, 3): (selection(narrow_n=True), selection(narrow_k=[3], narrow_n_transposed=True)),
+}
+
+
+@pytest.mark.parametrize("rows, fan_in, fan_out", WIDE_LAYERS + list(NARROW_SELECTIONS))
+def test_kernel_extra_selects_the_narrow_loops_the_shapes_take_and_none_for_wide_ones(
+        numba_backend, rows, fan_in, fan_out):
     X, W = np.zeros((rows, fan_in)), np.zeros((fan_in, fan_out))
     dZ, out = np.zeros((rows, fan_out)), np.zeros((rows, fan_out))
-    paths = tuning.dense_paths(rows, fan_in, fan_out)
-    narrow = {name: (True,) if any(paths[p] in tuning.NARROW_LOOPS for p in products)
-              else (None,) for name, products in [("forward", ["XW"]), ("backward", paths)]}
+    forward, backward = NARROW_SELECTIONS.get((rows, fan_in, fan_out), (None, None))
     extra = numba_backend.raw.kernel_extra
     assert extra("matmul", (X, W, out)) == extra("linear_forward", (X, W, None, 0, out)) == \
-        narrow["forward"]
-    assert extra("linear_backward", (X, W, dZ, W, None, X)) == narrow["backward"]
-    assert (narrow["backward"] == (None,)) == ((rows, fan_in, fan_out) in WIDE_LAYERS)
+        (forward,)
+    assert extra("linear_backward", (X, W, dZ, W, None, X)) == (backward,)
     assert extra("relu_forward", (X, X)) == ()
+
+
+def test_without_dx_linear_backward_selects_the_weight_gradient_loops_alone(numba_backend):
+    X, W, dZ = np.zeros((64, 40)), np.zeros((40, 3)), np.zeros((64, 3))
+    assert numba_backend.raw.kernel_extra("linear_backward", (X, W, dZ, W, None, None)) == \
+        (selection(narrow_n_transposed=True),)
+
+
+@pytest.mark.parametrize("narrow", [selection(narrow_k=[3]), selection(weight_grads=[2])],
+                         ids=["another-k", "another-loop"])
+def test_a_raw_kernel_whose_narrow_lacks_the_loop_of_its_shape_raises(numba_backend, narrow):
+    """Not a wrong answer: a shape whose loop ``narrow`` left out stops with an error."""
+    from fastmlp.backends.numba.gemm import NOT_SELECTED
+    X, W = np.ones((300, 2)), np.ones((2, 100))
+    with pytest.raises(ValueError, match=re.escape(NOT_SELECTED)):
+        numba_backend.raw.linear_forward(X, W, np.zeros(100), 1, np.empty((300, 100)), narrow)
+
+
+def test_a_checked_kernel_on_a_narrow_shape_compiles_the_loops_of_its_shape_alone(
+        numba_backend, tmp_path):
+    """A first ``linear_forward`` and ``linear_backward`` of a user on the spiral's first
+    layer (300x2x100): the narrow-k loop of k = 2 forward, the one-pass weight grads of
+    k = 2 and the narrow-n dX back; no loop of another k, nor for a transposed A (each
+    was compiled in, 61 compiles and 21 s for a first linear_backward: README)."""
+    compiled = compiled_in_a_cold_process("""
+        from fastmlp import backends
+        k, rng = backends.get("numba"), np.random.default_rng(0)
+        X, W, b = rng.random((300, 2)), rng.random((2, 100)), np.zeros(100)
+        out = k.linear_forward(X, W, b, 1, np.empty((300, 100)))
+        k.linear_backward(X, W, out, np.empty_like(W), b, np.empty_like(X))
+    """, tmp_path)
+    assert {"narrow_k_fixed[2]", "weight_grads_fixed[2]", "narrow_n"} <= compiled, compiled
+    others = {f"{loop}[{k}]" for loop in ("narrow_k_fixed", "weight_grads_fixed")
+              for k in (1, 3, 4)}
+    assert not compiled & (others | {"narrow_n_transposed_a"}), compiled
 
 
 def test_the_checked_product_kernels_compile_no_narrow_loop_for_a_wide_shape(

@@ -13,6 +13,8 @@ CPU runs) come from ``BY_KIND``: the Cython build takes the building machine's, 
 importing machine's (its cache entries are keyed on the CPU's features, which decide the
 kind: intrinsics.py). The measurements behind each value are in docs/performance.md.
 """
+from collections import namedtuple
+
 from fastmlp.backends.contract import CROSS_ENTROPY, HIDDEN_ACT, LOSS, OUTPUT_ACT, RELU, SOFTMAX
 from fastmlp.backends.cpu import machine_kind
 from fastmlp.backends.layout import FAN_IN, FAN_OUT, U
@@ -110,14 +112,20 @@ def path_name(m, k, n, trans_a=False, trans_b=False):
     return GEMM_PATHS[gemm_path(m, k, n, trans_a, trans_b)]
 
 
+def dense_products(batch, fan_in, fan_out):
+    """A dense layer's products over ``batch`` rows (X, W and dZ C-contiguous), each as its
+    path, inner dimension and whether A is transposed: ``"XW"`` (forward), ``"dW"`` (X.T @
+    dZ, or the one-pass ``"weight_grads"`` for a narrow X, whose k is the fan-in) and
+    ``"dX"`` (dZ @ W.T)."""
+    dW = (("weight_grads", fan_in, False) if narrow_k_applies(batch, fan_in, fan_out)
+          else (path_name(fan_in, batch, fan_out, True), batch, True))
+    return dict(XW=(path_name(batch, fan_in, fan_out), fan_in, False), dW=dW,
+                dX=(path_name(batch, fan_out, fan_in, False, True), fan_out, False))
+
+
 def dense_paths(batch, fan_in, fan_out):
-    """The paths of a dense layer's products over ``batch`` rows (X, W and dZ C-contiguous):
-    ``"XW"`` (forward), ``"dW"`` (X.T @ dZ, or the one-pass ``"weight_grads"`` for a narrow
-    X) and ``"dX"`` (dZ @ W.T)."""
-    dW = ("weight_grads" if narrow_k_applies(batch, fan_in, fan_out)
-          else path_name(fan_in, batch, fan_out, True))
-    return dict(XW=path_name(batch, fan_in, fan_out), dW=dW,
-                dX=path_name(batch, fan_out, fan_in, False, True))
+    """The paths of ``dense_products``."""
+    return {name: path for name, (path, _, _) in dense_products(batch, fan_in, fan_out).items()}
 
 
 def layer_paths(sizes, batch):
@@ -141,6 +149,30 @@ def narrow_loops(n_samples, layers, training=True):
     sizes = [int(layers[0, FAN_IN])] + [int(f) for f in layers[:, FAN_OUT]]
     return any(path in NARROW_LOOPS for products in layer_paths(sizes, n_samples)
                for product, path in products.items() if training or product == "XW")
+
+
+#: The narrow loops a Numba kernel compiles in (its ``narrow``), each flag None (not
+#: compiled in) or True: the narrow-k loop and the one-pass weight grads, each per k = 1
+#: to NARROW_K (a tuple of flags), and the narrow-n loops for a C-contiguous and for a
+#: transposed A.
+NarrowLoops = namedtuple("NarrowLoops", "narrow_k weight_grads narrow_n narrow_n_transposed")
+
+
+def narrow_selection(products):
+    """The Numba kernels' ``narrow`` for a call whose products are ``products`` ((path,
+    inner dimension, A transposed) triples, as ``dense_products`` gives them): None when
+    none takes a narrow loop, else ``NarrowLoops`` with True for the loops they take."""
+    if not any(path in NARROW_LOOPS for path, _, _ in products):
+        return None
+
+    def per_k(loop):
+        taken = {k for path, k, _ in products if path == loop}
+        return tuple(True if k in taken else None for k in range(1, NARROW_K + 1))
+
+    def narrow_n(transposed):
+        return True if ("narrow_n", transposed) in {(p, t) for p, _, t in products} else None
+
+    return NarrowLoops(per_k("narrow_k"), per_k("weight_grads"), narrow_n(False), narrow_n(True))
 
 
 def describe():

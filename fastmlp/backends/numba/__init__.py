@@ -34,7 +34,8 @@ from fastmlp.backends.numba.network import (layered_loss_and_grads, layered_trai
                                             network_forward)
 from fastmlp.backends.numba.updates import (adagrad_update, adam_update, rmsprop_update,
                                             sgd_update)
-from fastmlp.backends.tuning import NARROW_LOOPS, dense_paths, narrow_loops, path_name
+from fastmlp.backends.tuning import (GEMM_PATHS, dense_products, gemm_path, narrow_loops,
+                                     narrow_selection)
 
 # The layered kernels compile no narrow loop for a network none of whose products takes one
 # (``narrow`` None): most of a first step's compile time (README, first use).
@@ -49,26 +50,27 @@ def forward_kernel(X, layers, spec):
     return network_forward, narrow_argument(narrow_loops, X.shape[0], layers, training=False)
 
 
-#: The products (``tuning.dense_paths``) of the contract's layer kernels; dX if given.
+#: The products (``tuning.dense_products``) of the contract's layer kernels; dX if given.
 LAYER_PRODUCTS = {"linear_forward": ("XW",), "linear_backward": ("dW", "dX")}
 
 
 def kernel_extra(name, args):
-    """The contract's hook: the product kernels' ``narrow``, True only where these shapes
-    take a narrow loop, else None: a first ``matmul`` or ``linear_forward`` on a wide shape
-    then compiles the BLAS and i-k-j paths alone (4 s of its 5, README, first use)."""
+    """The contract's hook: the product kernels' ``narrow``, the narrow loops these shapes
+    take (``tuning.narrow_selection``), None where they take none: a first ``matmul`` or
+    ``linear_forward`` on a wide shape then compiles the BLAS and i-k-j paths alone (4 s of
+    its 5, README, first use), one on a narrow shape its own loop alone."""
     if name == "matmul":
         A, B = args[0], args[1]
-        narrow = path_name(A.shape[0], A.shape[1], B.shape[1], not A.flags.c_contiguous,
-                           not B.flags.c_contiguous) in NARROW_LOOPS
+        path = gemm_path(A.shape[0], A.shape[1], B.shape[1], not A.flags.c_contiguous,
+                         not B.flags.c_contiguous)
+        products = [(GEMM_PATHS[path], A.shape[1], not A.flags.c_contiguous)]
     elif name in LAYER_PRODUCTS:
         X, W = args[0], args[1]
-        paths = dense_paths(X.shape[0], W.shape[0], W.shape[1])
-        narrow = any(paths[p] in NARROW_LOOPS for p in LAYER_PRODUCTS[name]
-                     if p != "dX" or args[5] is not None)
+        layer = dense_products(X.shape[0], W.shape[0], W.shape[1])
+        products = [layer[p] for p in LAYER_PRODUCTS[name] if p != "dX" or args[5] is not None]
     else:
         return ()
-    return (True if narrow else None,)
+    return (narrow_selection(products),)
 
 
 def specialise(kernel, args, literals=()):

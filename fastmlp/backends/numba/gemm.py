@@ -4,12 +4,13 @@ The narrow loops fold in their neighbours' passes where a layer asks (bias and R
 forward, ReLU's derivative into dX, db into dW); measurements in docs/performance.md.
 """
 import numpy as np
-from numba import literally
+from numba import literally, types
+from numba.extending import overload
 
 from fastmlp.backends.numba.intrinsics import (contract_jit, copy_into, inline_jit, jit,
                                                reassoc_jit, stack_matrix)
-from fastmlp.backends.tuning import (COPY_BT, LOOP_PATH, NARROW_K_PATH, NARROW_N_PATH,
-                                     STACK_ITEMS, gemm_path)
+from fastmlp.backends.tuning import (COPY_BT, LOOP_PATH, NARROW_K, NARROW_K_PATH,
+                                     NARROW_N_PATH, STACK_ITEMS, NarrowLoops, gemm_path)
 
 
 @jit
@@ -70,33 +71,61 @@ def narrow_k_fixed(A, B, out, bias, relu, gate, k):
                 o[j] = v
 
 
+def narrow_selection(narrow):
+    """The narrow loops a kernel's ``narrow`` compiles in, as ``tuning.NarrowLoops``: True
+    selects them all; a ``NarrowLoops`` (``tuning.narrow_selection``, for one call's
+    shapes) is its own selection. Its flags become arguments of the function that
+    branches on them, where Numba prunes the branches of the None ones before typing them:
+    their loops are never compiled."""
+    return ALL_NARROW_LOOPS if narrow is True else narrow
+
+
+ALL_NARROW_LOOPS = NarrowLoops((True,) * NARROW_K, (True,) * NARROW_K, True, True)
+
+
+@overload(narrow_selection)
+def _narrow_selection(narrow):
+    if isinstance(narrow, types.Boolean):
+        return lambda narrow: NarrowLoops((True, True, True, True), (True, True, True, True),
+                                          True, True)
+    return lambda narrow: narrow
+
+
 @contract_jit
-def narrow_k(A, B, out, bias, relu, gate):
+def narrow_k(A, B, out, bias, relu, gate, narrow):
     """out = A @ B (+ bias) for k <= NARROW_K, one pass over each row of out (the i-k-j loop
     makes k passes, each loading and storing the row). In the same pass, ReLU if ``relu``
     (a forward layer), or, given a ``gate`` (a ReLU output), the mask of ReLU's derivative
-    (a backward dX): a pass over out saved (docs/performance.md, products)."""
+    (a backward dX): a pass over out saved (docs/performance.md, products). The loops of
+    the k's ``narrow`` selects are compiled in (``narrow_selection``)."""
+    k1, k2, k3, k4 = narrow_selection(narrow).narrow_k
     if B.flags.c_contiguous:
-        narrow_k_rows(A, B, out, bias, relu, gate)
+        narrow_k_rows(A, B, out, bias, relu, gate, k1, k2, k3, k4)
     else:  # a transposed B (dX = dZ @ W.T): its k short rows, copied to the stack
         rows = stack_matrix(out, B.shape[0], B.shape[1])
         for p in range(B.shape[0]):
             for j in range(B.shape[1]):
                 rows[p, j] = B[p, j]
-        narrow_k_rows(A, rows, out, bias, relu, gate)
+        narrow_k_rows(A, rows, out, bias, relu, gate, k1, k2, k3, k4)
 
 
 @contract_jit
-def narrow_k_rows(A, B, out, bias, relu, gate):
+def narrow_k_rows(A, B, out, bias, relu, gate, k1, k2, k3, k4):
     k = A.shape[1]
-    if k == 1:
+    if k1 is not None and k == 1:
         narrow_k_fixed(A, B, out, bias, relu, gate, 1)
-    elif k == 2:
+    elif k2 is not None and k == 2:
         narrow_k_fixed(A, B, out, bias, relu, gate, 2)
-    elif k == 3:
+    elif k3 is not None and k == 3:
         narrow_k_fixed(A, B, out, bias, relu, gate, 3)
-    else:
+    elif k4 is not None and k == 4:
         narrow_k_fixed(A, B, out, bias, relu, gate, 4)
+    else:
+        raise ValueError(NOT_SELECTED)
+
+
+#: What a kernel raises when a shape takes a narrow loop its ``narrow`` did not compile in.
+NOT_SELECTED = "narrow: the loop this shape takes is not compiled in (narrow_selection)"
 
 
 @contract_jit
@@ -136,19 +165,22 @@ def weight_grads_fixed(X, dZ, dW, db, k):
 
 
 @contract_jit
-def weight_grads(X, dZ, dW, db):
+def weight_grads(X, dZ, dW, db, k1, k2, k3, k4):
     """dW = X.T @ dZ and db = dZ's column sums for a narrow X (fan-in <= NARROW_K), in one
-    pass over dZ. The sums accumulate on the stack: in dW's rows, LLVM could not rule out
-    that they overlap dZ, and the loop did not vectorise."""
+    pass over dZ, by the loop for X's k if its flag (``narrow_selection``) is not None.
+    The sums accumulate on the stack: in dW's rows, LLVM could not rule out that they
+    overlap dZ, and the loop did not vectorise."""
     k = X.shape[1]
-    if k == 1:
+    if k1 is not None and k == 1:
         weight_grads_fixed(X, dZ, dW, db, 1)
-    elif k == 2:
+    elif k2 is not None and k == 2:
         weight_grads_fixed(X, dZ, dW, db, 2)
-    elif k == 3:
+    elif k3 is not None and k == 3:
         weight_grads_fixed(X, dZ, dW, db, 3)
-    else:
+    elif k4 is not None and k == 4:
         weight_grads_fixed(X, dZ, dW, db, 4)
+    else:
+        raise ValueError(NOT_SELECTED)
 
 
 @jit
@@ -211,6 +243,17 @@ def narrow_n_transposed_a(AT, B, out):
             out[i, j] = outT[j, i]
 
 
+@contract_jit
+def narrow_n_either(A, B, out, rows, transposed):
+    """The narrow-n loop for A's layout, if its flag (``narrow_selection``) is not None."""
+    if rows is not None and A.flags.c_contiguous:
+        narrow_n(A, B, out)
+    elif transposed is not None and not A.flags.c_contiguous:
+        narrow_n_transposed_a(A.T, B, out)
+    else:
+        raise ValueError(NOT_SELECTED)
+
+
 @inline_jit
 def gemm(A, B, out, narrow=True):
     """out = A @ B by the path ``gemm_path`` picks for the shape and the layouts. With
@@ -225,14 +268,13 @@ def gemm(A, B, out, narrow=True):
 def gemm_on_path(path, A, B, out, narrow=True):
     """gemm by ``path`` (GEMM_PATHS), which must apply to the shape (its stack scratch);
     with ``narrow`` None, a narrow path takes BLAS (Numba prunes the branches on None
-    before it types them, so their loops are never compiled)."""
+    before it types them, so their loops are never compiled), else the narrow loops it
+    selects (``narrow_selection``) are compiled in."""
     if narrow is not None and path == NARROW_K_PATH:
-        narrow_k(A, B, out, None, False, None)
+        narrow_k(A, B, out, None, False, None, narrow)
     elif narrow is not None and path == NARROW_N_PATH:
-        if A.flags.c_contiguous:
-            narrow_n(A, B, out)
-        else:
-            narrow_n_transposed_a(A.T, B, out)
+        loops = narrow_selection(narrow)
+        narrow_n_either(A, B, out, loops.narrow_n, loops.narrow_n_transposed)
     elif path == LOOP_PATH:
         gemm_loop(A, B, out)
     elif COPY_BT and not B.flags.c_contiguous and B.size <= STACK_ITEMS:

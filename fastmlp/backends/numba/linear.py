@@ -1,17 +1,18 @@
 """Dense layers: the product and its neighbouring passes, fused where the shape allows."""
 from fastmlp.backends.contract import RELU
 from fastmlp.backends.numba.elementwise import bias_activation, relu_backward
-from fastmlp.backends.numba.gemm import gemm, narrow_k, weight_grads
+from fastmlp.backends.numba.gemm import gemm, narrow_k, narrow_selection, weight_grads
 from fastmlp.backends.numba.intrinsics import inline_jit, jit
 from fastmlp.backends.tuning import narrow_k_applies
 
 
 @jit
 def linear_forward(X, W, b, act, out, narrow=True):
-    """The contract's; ``narrow`` None: no narrow loop compiled in (``gemm``)."""
+    """The contract's; ``narrow`` None: no narrow loop compiled in (``gemm``), else the
+    ones it selects (``gemm.narrow_selection``)."""
     if narrow is not None and act == RELU and narrow_k_applies(X.shape[0], X.shape[1],
                                                                W.shape[1]):
-        narrow_k(X, W, out, b, True, None)  # product, bias and ReLU in one pass
+        narrow_k(X, W, out, b, True, None, narrow)  # product, bias and ReLU in one pass
         return
     gemm(X, W, out, narrow)
     bias_activation(out, b, act)
@@ -22,7 +23,8 @@ def linear_backward_relu(X, W, dZ, dW, db, dX, relu_out, narrow):
     """linear_backward; given ``relu_out`` (the ReLU output that fed this layer), dX also
     gets ReLU's derivative, in the product's pass where the shape allows."""
     if narrow is not None and narrow_k_applies(dZ.shape[0], X.shape[1], dZ.shape[1]):
-        weight_grads(X, dZ, dW, db)  # a narrow X: dW has few rows
+        k1, k2, k3, k4 = narrow_selection(narrow).weight_grads
+        weight_grads(X, dZ, dW, db, k1, k2, k3, k4)  # a narrow X: dW has few rows
     else:
         gemm(X.T, dZ, dW, narrow)
         db[:] = 0
@@ -33,7 +35,7 @@ def linear_backward_relu(X, W, dZ, dW, db, dX, relu_out, narrow):
         return
     if narrow is not None and relu_out is not None and narrow_k_applies(dZ.shape[0], dZ.shape[1],
                                                                         W.shape[0]):
-        narrow_k(dZ, W.T, dX, None, False, relu_out)
+        narrow_k(dZ, W.T, dX, None, False, relu_out, narrow)
         return
     gemm(dZ, W.T, dX, narrow)
     if relu_out is not None:
