@@ -2,7 +2,7 @@
 from fastmlp.backends.contract import RELU
 from fastmlp.backends.numba.elementwise import bias_activation, relu_backward
 from fastmlp.backends.numba.gemm import gemm, narrow_k, narrow_selection, weight_grads
-from fastmlp.backends.numba.intrinsics import inline_jit, jit
+from fastmlp.backends.numba.intrinsics import jit
 from fastmlp.backends.tuning import narrow_k_applies
 
 
@@ -19,9 +19,10 @@ def linear_forward(X, W, b, act, out, narrow=True):
 
 
 @jit
-def linear_backward_relu(X, W, dZ, dW, db, dX, relu_out, narrow):
-    """linear_backward; given ``relu_out`` (the ReLU output that fed this layer), dX also
-    gets ReLU's derivative, in the product's pass where the shape allows."""
+def linear_backward_relu(X, W, dZ, dW, db, dX, narrow=True, relu_out=None):
+    """The contract's linear_backward (``narrow`` as in ``linear_forward``); given
+    ``relu_out`` (the ReLU output that fed this layer), dX also gets ReLU's derivative, in
+    the product's pass where the shape allows."""
     if narrow is not None and narrow_k_applies(dZ.shape[0], X.shape[1], dZ.shape[1]):
         k1, k2, k3, k4 = narrow_selection(narrow).weight_grads
         weight_grads(X, dZ, dW, db, k1, k2, k3, k4)  # a narrow X: dW has few rows
@@ -42,6 +43,6 @@ def linear_backward_relu(X, W, dZ, dW, db, dX, relu_out, narrow):
         relu_backward(relu_out, dX)
 
 
-@inline_jit
-def linear_backward(X, W, dZ, dW, db, dX, narrow=True):
-    linear_backward_relu(X, W, dZ, dW, db, dX, None, narrow)
+#: The contract's: the same dispatcher, so a first call from Python compiles one function
+#: less (a wrapper compiled at top level optimised and emitted the whole tree again: 2 s).
+linear_backward = linear_backward_relu

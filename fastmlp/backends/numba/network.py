@@ -12,7 +12,7 @@ from fastmlp.backends.numba.elementwise import (activation_backward, activation_
                                                 dropout_apply, penalty)
 from fastmlp.backends.numba.intrinsics import (borrowed, denormals_off, fp_control_restore,
                                               inline_jit, jit, matrix_view)
-from fastmlp.backends.numba.linear import linear_backward, linear_backward_relu, linear_forward
+from fastmlp.backends.numba.linear import linear_backward_relu, linear_forward
 from fastmlp.backends.numba.losses import output_loss
 from fastmlp.backends.numba.updates import update
 
@@ -87,7 +87,7 @@ def forward_backward(X, Y, theta, grad, work, layers, spec, coefs, narrow):
         dWl, dbl = weights(grad, row)
         dZl = block(work, row[DZ], n, row[FAN_OUT])
         if l == 0:
-            linear_backward(X, Wl, dZl, dWl, dbl, None, narrow)
+            linear_backward_relu(X, Wl, dZl, dWl, dbl, None, narrow, None)
             continue
         prev = layers[l - 1]
         inp, d_inp = block(work, prev[OUT], n, row[FAN_IN]), block(work, prev[DZ], n, row[FAN_IN])
@@ -95,9 +95,9 @@ def forward_backward(X, Y, theta, grad, work, layers, spec, coefs, narrow):
         # ReLU's and dropout's masks commute exactly (each keeps an entry or zeroes it, and
         # dropout's scaling of a zero is zero), so ReLU's derivative may come first, fused.
         if hidden_act == RELU:
-            linear_backward_relu(inp, Wl, dZl, dWl, dbl, d_inp, prev_act, narrow)
+            linear_backward_relu(inp, Wl, dZl, dWl, dbl, d_inp, narrow, prev_act)
         else:
-            linear_backward_relu(inp, Wl, dZl, dWl, dbl, d_inp, None, narrow)
+            linear_backward_relu(inp, Wl, dZl, dWl, dbl, d_inp, narrow, None)
         if prev[U] >= 0:
             dropout_apply(d_inp, block(work, prev[U], n, row[FAN_IN]), dropout, d_inp)
         if hidden_act != RELU:
