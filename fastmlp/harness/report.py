@@ -94,7 +94,8 @@ def run(out="reports/latest", quick=False, only=None, fresh=False, convergence_b
         with speed.precompiled(used):  # the JIT ones among them
             for name, jobs in before:
                 results[name] = _run_jobs(store, mode, name, jobs, bar)
-            bar.set_postfix_str("waiting for the kernels compiling beside", refresh=True)
+            if set(used) & set(speed.JIT_BACKENDS):  # else nothing compiles beside
+                bar.set_postfix_str("waiting for the kernels compiling beside", refresh=True)
         speed.run_speed(cases, store, BUDGET_S[mode], bar, only)
         for name, jobs in after:
             results[name] = _run_jobs(store, mode, name, jobs, bar)
