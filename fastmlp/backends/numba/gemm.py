@@ -86,8 +86,7 @@ ALL_NARROW_LOOPS = NarrowLoops((True,) * NARROW_K, (True,) * NARROW_K, True, Tru
 @overload(narrow_selection)
 def _narrow_selection(narrow):
     if isinstance(narrow, types.Boolean):
-        return lambda narrow: NarrowLoops((True, True, True, True), (True, True, True, True),
-                                          True, True)
+        return lambda narrow: ALL_NARROW_LOOPS  # a global tuple: a constant to Numba
     return lambda narrow: narrow
 
 
