@@ -91,10 +91,10 @@ def run(out="reports/latest", quick=False, only=None, fresh=False, convergence_b
     results = {}
     with tqdm(total=total, desc=f"fastmlp report ({mode})", disable=not progress,
               unit="case") as bar:
-        with speed.precompiled(used):  # the JIT ones among them
+        with speed.precompiled(used) as compiling:  # a child per JIT backend among them
             for name, jobs in before:
                 results[name] = _run_jobs(store, mode, name, jobs, bar)
-            if set(used) & set(speed.JIT_BACKENDS):  # else nothing compiles beside
+            if compiling:
                 bar.set_postfix_str("waiting for the kernels compiling beside", refresh=True)
         speed.run_speed(cases, store, BUDGET_S[mode], bar, only)
         for name, jobs in after:
