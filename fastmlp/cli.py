@@ -142,7 +142,7 @@ def warmup(args):
 def targets(args):
     from tqdm import tqdm
 
-    from fastmlp.harness import speed, tables, workloads
+    from fastmlp.harness import machine, speed, tables, workloads
     from fastmlp.harness.store import Rows
 
     cases = [c for c in workloads.suite() if c.key in tables.target_keys()]
@@ -156,7 +156,11 @@ def targets(args):
     if not len(runs[0]):
         print("no compiled backend available")
     else:
-        print("\n".join(tables.repeated_targets(runs).line))
+        frame = tables.repeated_targets(runs)
+        print("\n".join(frame.line))
+        why = tables.shortfalls(frame, machine.info())
+        if why:
+            print("\nwhy a target fell short:\n" + "\n".join(f"- {line}" for line in why))
     return 0
 
 

@@ -174,6 +174,9 @@ def test_quick_report_writes_every_file_and_shows_a_new_backend(tmp_path, monkey
     frame = pd.read_csv(path.parent / "results.csv")
     assert {"numpy", newcomer} <= set(frame.backend) and (frame.status == "ok").any()
     assert "newcomer: spiral 2-100-3 b300 f32 Adam step, speedup over numpy" in text
+    # numpy's kernels under another name: 1x, short of every speedup, and said why
+    assert ("- newcomer: spiral 2-100-3 b300 f32 Adam step, speedup over numpy: " in text
+            and "no compiled backend meets it on this machine" in text)
     assert "kernel/matmul_blocked/64x64x64/f32" in set(frame[frame.backend == newcomer].key)
     assert all("| newcomer |" in table or "newcomer" in table.splitlines()[0]
                for table in details.split("\n\n") if table.startswith("| name |"))
@@ -218,6 +221,51 @@ def test_repeated_targets_take_the_median_and_show_the_range():
     assert xor.value == pytest.approx(35) and xor.verdict == "PASS"
     assert "range 20x-40x over 3 runs" in xor.line
     assert result[result.target.str.startswith("spiral")].verdict.iloc[0] == "not measured"
+
+
+SPIRAL_STEP = "step/spiral/2-100-3 b300 adam/f32"
+MACHINE = dict(cpu="Some CPU", product_paths=dict(kind="avx2"),
+               blas=[dict(internal_api="openblas", version="0.3.30", architecture="Haswell")])
+
+
+def spiral_targets(times):
+    """The targets of a run where the spiral step takes ``times[backend]`` = (q1, median,
+    q3) seconds, numpy's (1, 1, 1)."""
+    rows = [dict(key=SPIRAL_STEP, group="step", name="spiral", size="", dtype="float32", x=0,
+                 flops=1.0, backend=b, status="ok", q1_s=q1, median_s=m, q3_s=q3)
+            for b, (q1, m, q3) in dict(numpy=(1.0, 1.0, 1.0), **times).items()]
+    status = {b: (True, "") for b in ["numpy", *times]}
+    frame = tables.targets(tables.frame(rows), status)
+    return frame[frame.target.str.startswith("spiral 2-100-3 b300 f32 Adam step")]
+
+
+def test_a_target_a_twin_meets_blames_the_backend_not_the_machine():
+    frame = spiral_targets(dict(slow=(0.124, 0.125, 0.126), fast=(0.08, 0.08, 0.08)))
+    [line] = tables.shortfalls(frame, MACHINE)
+    assert line.startswith("slow: spiral") and "fast meets it here (12.5x)" in line
+    assert "own code falls short, not the machine" in line and "spread" not in line
+
+
+def test_a_target_no_backend_meets_names_the_machine_and_the_spread():
+    frame = spiral_targets(dict(a=(0.09, 0.105, 0.11), b=(0.2, 0.2, 0.2)))
+    lines = tables.shortfalls(frame, MACHINE, drift=0.8)
+    assert [line.split(":")[0] for line in lines] == ["a", "b"]
+    assert "spread (the cases' quartiles give 9.09x-11.1x)" in lines[0]
+    assert "spread" not in lines[1]  # 4.5x-5.5x: short whatever the noise
+    for line in lines:
+        assert ("no compiled backend meets it on this machine (Some CPU, avx2 kernels, "
+                "OpenBLAS's Haswell kernels)") in line
+        assert "reference GEMM ran at 80% of its start rate" in line
+
+
+def test_targets_met_need_no_reason():
+    assert tables.shortfalls(spiral_targets(dict(fast=(0.08, 0.08, 0.08))), MACHINE) == []
+
+
+def test_repeated_targets_give_their_range_as_the_spread():
+    runs = [spiral_targets(dict(a=(t, t, t))) for t in (0.09, 0.11, 0.12)]
+    [line] = tables.shortfalls(tables.repeated_targets(runs))
+    assert "spread (the repeats range 8.33x-11.1x)" in line
 
 
 def test_targets_command_rejects_a_bad_repeat(capsys):

@@ -45,6 +45,7 @@ def render(out, store, status, sections, quick, run_seconds, conv_backend):
     add("## Speed targets (ratios of medians measured side by side in this run)\n")
     tgt = tables.targets(df, status)
     add("```\n" + tables.target_lines(tgt) + "\n```\n")
+    add(_shortfalls_md(tables.shortfalls(tgt, store.section("machine"), tables.drift(df))))
     add(details.peak_md(df, tables.gemm_peak(df)))
     add(f"![speedup]({figures['speedup']})\n\n![time vs size]({figures['time']})\n")
     add(_growth_md(df))
@@ -54,6 +55,13 @@ def render(out, store, status, sections, quick, run_seconds, conv_backend):
     add("\n## Machine\n")
     add(_machine_md(store.section("machine")))
     return "\n".join(s), details.markdown(df, names, status, figures, cold, others)
+
+
+def _shortfalls_md(lines):
+    if not lines:
+        return ""
+    return ("Why a target fell short, from this run's own measurements:\n\n"
+            + "".join(f"- {line}\n" for line in lines))
 
 
 def _growth_md(df):

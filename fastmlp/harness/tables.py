@@ -129,13 +129,77 @@ def target_keys():
 
 
 def targets(df, status):
-    """One row per compiled backend and target: the measured ratio and PASS/FAIL."""
+    """One row per compiled backend and target: the measured ratio and PASS/FAIL, and
+    ``low``-``high``, the ratio of the two cases' quartiles (the run's spread)."""
     rows = []
     for backend in compiled(status):
         for label, num_key, num_b, den_key, den_b, goal, op in TARGETS:
             num, den = _median(df, num_key, num_b or backend), _median(df, den_key, den_b or backend)
-            rows.append(_target_row(backend, label, num / den if num and den else None, op, goal))
+            row = _target_row(backend, label, num / den if num and den else None, op, goal)
+            num_q, den_q = _quartiles(df, num_key, num_b or backend), _quartiles(
+                df, den_key, den_b or backend)
+            if num_q and den_q:
+                row.update(low=num_q[0] / den_q[1], high=num_q[1] / den_q[0],
+                           spread_of="the cases' quartiles give")
+            rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _quartiles(df, key, backend):
+    hit = df[(df.key == key) & (df.backend == backend) & (df.status == "ok")]
+    if not len(hit) or hit[["q1_s", "q3_s"]].iloc[0].isna().any():
+        return None
+    return float(hit["q1_s"].iloc[0]), float(hit["q3_s"].iloc[0])
+
+
+def shortfalls(frame, machine=None, drift=None):
+    """A line per target not met: what this run measured that made it fall short. The
+    spread (``low``-``high``) reaching the goal; a twin backend meeting it on this machine
+    (then the backend's own code falls short, not the machine); ``drift``, the
+    reference GEMM's rate at the end of the run over its start (a host slowing down);
+    and, when no backend meets it, the machine's parts the kernels took (``machine``:
+    ``harness.machine.info()``)."""
+    lines = []
+    failed = frame[frame.verdict == "FAIL"] if len(frame) else frame
+    for _, row in failed.iterrows():
+        same = frame[(frame.target == row.target) & (frame.backend != row.backend)]
+        met = same[same.verdict == "PASS"]
+        why = []
+        low, high = row.get("low"), row.get("high")
+        if low is not None and np.isfinite(low) and low <= row.bound <= high:
+            why.append(f"within this run's spread ({row.get('spread_of', 'quartiles')} "
+                       f"{ratio(low)}-{ratio(high)})")
+        for _, twin in met.iterrows():
+            why.append(f"{twin.backend} meets it here ({ratio(twin.value)}): {row.backend}'s "
+                       "own code falls short, not the machine")
+        if drift is not None and drift < 0.9:
+            why.append(f"the host slowed during the run (numpy.matmul's reference GEMM ran "
+                       f"at {drift:.0%} of its start rate at the end)")
+        if not len(met):
+            why.append("no compiled backend meets it on this machine" + _machine_parts(machine))
+        lines.append(f"{row.backend}: {row.target}: " + "; ".join(why))
+    return lines
+
+
+def _machine_parts(machine):
+    """`` (CPU, the product paths' kind, OpenBLAS's kernels)`` of ``machine.info()``."""
+    if not machine:
+        return ""
+    parts = [machine.get("cpu")]
+    kind = (machine.get("product_paths") or {}).get("kind")
+    if kind:
+        parts.append(f"{kind} kernels")
+    kernels = {b.get("architecture") for b in machine.get("blas") or ()
+               if b.get("internal_api") == "openblas"} - {None}
+    if kernels:  # numpy's and scipy's copies, each choosing its kernels
+        parts.append(f"OpenBLAS's {'/'.join(sorted(kernels))} kernels")
+    return " (" + ", ".join(p for p in parts if p) + ")"
+
+
+def drift(df):
+    """numpy.matmul's reference GEMM rate at the end of the run over its start, or None."""
+    start, end = gemm_peak(df, "gemm_peak"), gemm_peak(df, "gemm_peak_end")
+    return end / start if start and end else None
 
 
 def target_lines(frame):
@@ -158,8 +222,12 @@ def repeated_targets(runs):
         values = group["value"].dropna()
         spread = (f", range {ratio(values.min())}-{ratio(values.max())} over {len(values)} runs"
                   if len(values) > 1 else "")
-        rows.append(_target_row(backend, label, float(values.median()) if len(values) else None,
-                                group["op"].iloc[0], group["bound"].iloc[0], f"median{spread}; "))
+        row = _target_row(backend, label, float(values.median()) if len(values) else None,
+                          group["op"].iloc[0], group["bound"].iloc[0], f"median{spread}; ")
+        if len(values) > 1:
+            row.update(low=float(values.min()), high=float(values.max()),
+                       spread_of="the repeats range")
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
