@@ -14,10 +14,10 @@ keeps (target >= 85%), and as a control the ``numpy`` backend's MNIST step besid
 numpy.matmul (one pool, NumPy's: what the pairing itself costs, the two evicting each
 other's data from the caches): the median over ``--turns`` turns of each turn's median
 call, and of its fastest call (the noise of a shared machine only slows calls; a pool
-spinning beside a kernel slows every call). Then the CPU time the idle threads of each kernel's pools burn
-in the ``PAUSE_S`` after one call (spinning, measured by the process's CPU clock: the load
-of other processes does not add to it), the thread pools (threadpoolctl), Numba's
-threading layer and the thread settings in force.
+spinning beside a kernel slows every call). Then the CPU time the idle threads of each
+kernel's pools burn in the ``PAUSE_S`` after one call (spinning, measured by the process's
+CPU clock: the load of other processes does not add to it), the thread pools
+(threadpoolctl), Numba's threading layer and the thread settings in force.
 
     .venv/bin/python bench/back_to_back.py [--turns 7] [--calls 40] [--backends numba cython]
 

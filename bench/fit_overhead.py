@@ -8,7 +8,8 @@ epochs in compiled calls, ``network_train_epoch``), ``fit`` with a callback over
 rounds; ratios to the step, the target fit/step <= 1.15 for the compiled backends; then
 through ``fit``, each backend's speed-up over ``numpy`` (targets: spiral >= 10x, XOR >= 30x).
 
-    .venv/bin/python bench/fit_overhead.py [--backends numpy,numba,cython] [--rounds 5] [--only spiral]
+    .venv/bin/python bench/fit_overhead.py [--backends numpy,numba,cython] [--rounds 5] \
+        [--only spiral]
 
 Numba's first compile takes minutes: run it once its cache is warm.
 """

@@ -96,7 +96,8 @@ def targets(y, n_samples, n_outputs, output, loss, dtype, name="y"):
 
 def _one_hot(labels, n_classes, dtype, name):
     if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
-        raise ValueError(f"{name} class labels must be whole numbers, got {labels[labels != np.round(labels)][0]}")
+        fraction = labels[labels != np.round(labels)][0]
+        raise ValueError(f"{name} class labels must be whole numbers, got {fraction}")
     low, high = labels.min(), labels.max()
     if low < 0 or high >= n_classes:
         bad = labels[(labels < 0) | (labels >= n_classes)][0]

@@ -38,7 +38,8 @@ class History:
         return {column: [row[column] for row in self.rows] for column in COLUMNS[1:]}
 
     def to_frame(self):
-        """A pandas DataFrame with columns epoch, loss, accuracy, val_loss, val_accuracy, seconds."""
+        """A pandas DataFrame with columns epoch, loss, accuracy, val_loss, val_accuracy,
+        seconds."""
         import pandas as pd
 
         return pd.DataFrame(self.rows, columns=list(COLUMNS))

@@ -286,7 +286,8 @@ class Adam(Optimizer):
         super().__init__(lr, weight_decay)
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        self.betas = (_number("betas[0]", betas[0], high=1.0), _number("betas[1]", betas[1], high=1.0))
+        self.betas = (_number("betas[0]", betas[0], high=1.0),
+                      _number("betas[1]", betas[1], high=1.0))
         self.eps = _number("eps", eps)
         self.amsgrad = bool(amsgrad)
 

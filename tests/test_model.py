@@ -107,7 +107,8 @@ def test_loss_and_grads_align_with_params_and_include_penalties():
     X, y = datasets.spiral(n_per_class=5)
     plain = MLP([2, 4, 3], dtype="float64", seed=1)
     penalised = MLP([2, 4, 3], dtype="float64", seed=1, l1=0.01, l2=0.1)
-    (loss, grads), (loss_pen, grads_pen) = plain.loss_and_grads(X, y), penalised.loss_and_grads(X, y)
+    (loss, grads), (loss_pen, grads_pen) = (plain.loss_and_grads(X, y),
+                                            penalised.loss_and_grads(X, y))
     assert [g.shape for g in grads] == [p.shape for p in plain.params]
     W1, b1, W2, b2 = plain.params
     penalty = sum(0.01 * np.abs(W).sum() + 0.05 * (W * W).sum() for W in (W1, W2))
@@ -178,7 +179,8 @@ def test_fit_stops_on_divergence_with_history_and_finite_parameters():
     X, y = datasets.spiral(n_per_class=20)
     model = MLP([2, 32, 3], activation="identity", output="identity", loss="mse",
                 dtype="float32", seed=0)
-    with pytest.raises(DivergenceError, match=r"at epoch \d+, batch \d+.*smaller learning rate") as info:
+    with pytest.raises(DivergenceError,
+                       match=r"at epoch \d+, batch \d+.*smaller learning rate") as info:
         model.fit(X, np.eye(3)[y], optimizer=optim.SGD(lr=1.5), epochs=200, batch_size=20)
     assert np.isfinite(model._theta).all()
     history = info.value.history
@@ -232,7 +234,8 @@ def test_bad_constructor_arguments_are_named():
         (dict(sizes=[2, 3], output="identity"), ValueError, "cross_entropy' needs output"),
         (dict(sizes=[2, 1]), ValueError, "softmax' needs at least 2"),
         (dict(sizes=[2, 3], dtype="int32"), ValueError, "dtype must be"),
-        (dict(sizes=[2, 3], dtype=None), ValueError, "dtype must be 'float32' or 'float64', got None"),
+        (dict(sizes=[2, 3], dtype=None), ValueError,
+         "dtype must be 'float32' or 'float64', got None"),
         (dict(sizes=[2, 3], dropout=1.0), ValueError, r"dropout must be in \[0, 1\)"),
         (dict(sizes=[2, 3], dropout=-0.1), ValueError, "dropout must be in"),
         (dict(sizes=[2, 3], l2=-1), ValueError, "l2 must be in"),
@@ -279,7 +282,8 @@ def test_bad_fit_settings_are_refused():
                             (dict(epochs=1.5), "epochs must be an integer"),
                             (dict(optimizer="lbfgs"), "optimizer must be one of"),
                             (dict(validation_data=(X,)), "validation_data must be a pair"),
-                            (dict(validation_data=(X[:, :1], y)), r"validation_data\[0\] must have shape")]:
+                            (dict(validation_data=(X[:, :1], y)),
+                             r"validation_data\[0\] must have shape")]:
         with pytest.raises((ValueError, TypeError), match=message):
             model.fit(X, y, **kwargs)
 

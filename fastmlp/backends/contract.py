@@ -368,7 +368,8 @@ def _check_train_epoch(args):
     hidden = int(sum(r[FAN_OUT] for r in layers[0, :-1] if r[U] >= 0))
     uniforms = args["uniforms"]
     if (uniforms is None) != (hidden == 0) or (hidden and uniforms.shape[1] != rows * hidden):
-        raise ValueError(f"uniforms must be {'None' if not hidden else f'(epochs, {rows * hidden})'}"
+        expected = "None" if not hidden else f"(epochs, {rows * hidden})"
+        raise ValueError(f"uniforms must be {expected}"
                          f" for this layout (dropout regions of {hidden} units a row), got "
                          f"{None if uniforms is None else uniforms.shape}")
     if args["saved"].shape[0] != 1 + args["state"].shape[0]:

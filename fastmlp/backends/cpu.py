@@ -7,8 +7,8 @@ later, whose small-matrix kernels make a small product's BLAS call cheap), ``"av
 we can read). Not always: OpenBLAS 0.3.30-0.3.31 runs its Haswell kernels on AMD's Zen 5,
 whose AVX-512 makes it ``"avx512"`` here; the thresholds held there all the same
 (docs/performance.md, "A CPU whose flags and OpenBLAS's kernels disagree").
-``FASTMLP_MACHINE_KIND`` sets the kind instead (to build for another machine). Standard library only: setup.py loads
-this file by its path, without importing fastmlp.
+``FASTMLP_MACHINE_KIND`` sets the kind instead (to build for another machine). Standard
+library only: setup.py loads this file by its path, without importing fastmlp.
 """
 import os
 

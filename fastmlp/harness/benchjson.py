@@ -35,7 +35,8 @@ def document(processes, comparison=None, budget=None):
         extra = dict(case=key, backend=backend, processes=len(entries),
                      alloc_b=min((e["alloc_b"] for e in entries if "alloc_b" in e), default=None))
         if case in verdicts:
-            extra.update({f: verdicts[case][f] for f in ("ratio", "low", "high", "verdict", "fails")})
+            extra.update({f: verdicts[case][f]
+                          for f in ("ratio", "low", "high", "verdict", "fails")})
         benchmarks.append(dict(
             group=key, name=case, fullname=f"fastmlp bench::{case}", params={"backend": backend},
             param=backend, extra_info=extra,

@@ -142,7 +142,8 @@ def _memory(a, b, case):
 
     for field, what in (("alloc_b", "allocates"), ("kept_b", "keeps")):
         before, after = least(a, field), least(b, field)
-        if before is not None and after is not None and after > before + ALLOC_SLACK_B + ALLOC_SLACK_SHARE * before:
+        slack = ALLOC_SLACK_B + ALLOC_SLACK_SHARE * (before or 0)
+        if before is not None and after is not None and after > before + slack:
             return f"{what} {after - before:+,} B per call ({before:,} -> {after:,})"
     return None
 

@@ -134,10 +134,10 @@ def targets(df, status):
     rows = []
     for backend in compiled(status):
         for label, num_key, num_b, den_key, den_b, goal, op in TARGETS:
-            num, den = _median(df, num_key, num_b or backend), _median(df, den_key, den_b or backend)
+            num_b, den_b = num_b or backend, den_b or backend
+            num, den = _median(df, num_key, num_b), _median(df, den_key, den_b)
             row = _target_row(backend, label, num / den if num and den else None, op, goal)
-            num_q, den_q = _quartiles(df, num_key, num_b or backend), _quartiles(
-                df, den_key, den_b or backend)
+            num_q, den_q = _quartiles(df, num_key, num_b), _quartiles(df, den_key, den_b)
             if num_q and den_q:
                 row.update(low=num_q[0] / den_q[1], high=num_q[1] / den_q[0],
                            spread_of="the cases' quartiles give")

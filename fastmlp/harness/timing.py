@@ -52,8 +52,8 @@ class Timer:
     ``first_call`` is the very first call (it includes a JIT compile or a cold
     cache). A call slower than a round is timed up to ``PROBES - 1`` more times
     at once (steady state); when they are all slower than a round too, it runs
-    one call per round, and if they overran ``budget`` they are the only samples. ``first_call_limit`` raises ``TooSlow``
-    when the first call overruns it.
+    one call per round, and if they overran ``budget`` they are the only samples.
+    ``first_call_limit`` raises ``TooSlow`` when the first call overruns it.
     """
 
     def __init__(self, fn, budget=0.25, min_rounds=5, first_call_limit=None):

@@ -26,7 +26,8 @@ cdef void softmax_rows(floating* Z, int rows, int cols) noexcept nogil:
             Z[i * cols + j] /= total
 
 
-cdef void bias_activation(floating* Z, const floating* b, int rows, int cols, int act) noexcept nogil:
+cdef void bias_activation(floating* Z, const floating* b, int rows, int cols,
+                          int act) noexcept nogil:
     """Z = f_act(Z + b) in place (b may be NULL: no bias); the branch sits outside the loops."""
     cdef int i, j
     cdef floating v
@@ -36,7 +37,7 @@ cdef void bias_activation(floating* Z, const floating* b, int rows, int cols, in
         if b != NULL and act == RELU:  # the common hidden layer, in one pass
             for j in range(cols):
                 v = row[j] + b[j]
-                row[j] = 0 if v <= 0 else v  # a NaN stays NaN, as in np.maximum
+                row[j] = 0 if v <= 0 else v  # a NaN stays NaN (not <= 0), as in np.maximum
             continue
         if b != NULL:
             for j in range(cols):
@@ -44,7 +45,7 @@ cdef void bias_activation(floating* Z, const floating* b, int rows, int cols, in
         if act == RELU:
             for j in range(cols):
                 v = row[j]
-                row[j] = 0 if v <= 0 else v  # a NaN stays NaN, as in np.maximum
+                row[j] = 0 if v <= 0 else v
         elif act == SIGMOID:
             for j in range(cols):
                 row[j] = sigmoid(row[j])
@@ -55,7 +56,8 @@ cdef void bias_activation(floating* Z, const floating* b, int rows, int cols, in
         softmax_rows(Z, rows, cols)
 
 
-cdef void activation_grad(const floating* A, floating* dA, int rows, int cols, int act) noexcept nogil:
+cdef void activation_grad(const floating* A, floating* dA, int rows, int cols,
+                          int act) noexcept nogil:
     """dA *= f'(z) from the saved output A, in place (softmax: the row Jacobian product)."""
     cdef int i, j, size = rows * cols
     cdef floating s
@@ -100,7 +102,8 @@ cdef enum:
     PENALTY_LANES = 8
 
 
-cdef double penalty_c(const floating* W, double l1, double l2, floating* dW, int size) noexcept nogil:
+cdef double penalty_c(const floating* W, double l1, double l2, floating* dW,
+                      int size) noexcept nogil:
     # The value in PENALTY_LANES independent sums: one running sum is a chain of dependent
     # adds (4 cycles each), which made the penalty cost as much as a digits step's products.
     cdef int i, block, lane, whole = size - size % PENALTY_LANES
@@ -137,7 +140,8 @@ def penalty(const floating[:, ::1] W, double l1, double l2, floating[:, ::1] dW)
     return value
 
 
-cdef void dropout_apply_c(const floating* A, const floating* U, double p, floating* out, int size) noexcept nogil:
+cdef void dropout_apply_c(const floating* A, const floating* U, double p, floating* out,
+                          int size) noexcept nogil:
     cdef int i
     cdef double keep = 1 - p
     for i in range(size):

@@ -63,8 +63,8 @@ FASTMLP_INLINE void FM_PAIR_FORWARD_COLUMNS(
 }
 /* Hidden units p..p+units: their weights read once into locals, then the samples. */
 FASTMLP_INLINE void FM_PAIR_FORWARD_UNITS(
-        int kin, int kout, int units, int p, const FM_REAL* XT, const FM_REAL* W1, const FM_REAL* b1,
-        const FM_REAL* W2, FM_REAL* HT, FM_REAL* ZT, int hidden, int n) {
+        int kin, int kout, int units, int p, const FM_REAL* XT, const FM_REAL* W1,
+        const FM_REAL* b1, const FM_REAL* W2, FM_REAL* HT, FM_REAL* ZT, int hidden, int n) {
     FM_REAL a[4][4], bias[4], w[4][4], *h[4];
     for (int q = 0; q < units; q++) {
         h[q] = HT + (long)(p + q) * n;
@@ -82,9 +82,9 @@ FASTMLP_INLINE void FM_PAIR_FORWARD_UNITS(
                             i - (n - FM_LANES));
 }
 /* HT = relu(W1.T @ XT + b1) and ZT = W2.T @ HT + b2, four hidden units a pass. */
-FASTMLP_INLINE void FM_PAIR_FORWARD_SHAPED(int kin, int kout, const FM_REAL* XT, const FM_REAL* W1,
-                                const FM_REAL* b1, const FM_REAL* W2, const FM_REAL* b2, FM_REAL* HT,
-                                FM_REAL* ZT, int hidden, int n) {
+FASTMLP_INLINE void FM_PAIR_FORWARD_SHAPED(
+        int kin, int kout, const FM_REAL* XT, const FM_REAL* W1, const FM_REAL* b1,
+        const FM_REAL* W2, const FM_REAL* b2, FM_REAL* HT, FM_REAL* ZT, int hidden, int n) {
     for (int j = 0; j < kout; j++)
         for (int i = 0; i < n; i++)
             ZT[(long)j * n + i] = b2[j];
@@ -98,8 +98,8 @@ FASTMLP_INLINE void FM_PAIR_FORWARD_SHAPED(int kin, int kout, const FM_REAL* XT,
 /* The samples i.. of hidden unit h's sums: h . dZT[j] into c[j]; its delta (dZT's
    rows weighted by w, ReLU's mask applied) into bias and, dotted with XT's rows, g. */
 FASTMLP_INLINE void FM_PAIR_BACKWARD_COLUMNS(
-        int kin, int kout, const FM_REAL* w, const FM_REAL* XT, const FM_REAL* h, const FM_REAL* dZT,
-        int n, int i, int skip, FM_VEC* c, FM_VEC* g, FM_VEC* bias) {
+        int kin, int kout, const FM_REAL* w, const FM_REAL* XT, const FM_REAL* h,
+        const FM_REAL* dZT, int n, int i, int skip, FM_VEC* c, FM_VEC* g, FM_VEC* bias) {
     FM_VEC hv = FM_LOAD(h + i), d = {0};
     if (skip)  /* lanes done already: a zero h adds nothing (nor its delta) */
         hv = FM_FROM_LANE(hv, skip);

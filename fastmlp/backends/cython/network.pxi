@@ -18,8 +18,8 @@ cdef void forward(const floating* X, const floating* theta, floating* work,
                          at(layers, l, FAN_IN), at(layers, l, FAN_OUT),
                          IDENTITY if l == last else hidden_act, out)
         if l < last and at(layers, l, COL_U) >= 0:
-            dropout_apply_c(out, work + at(layers, l, COL_U), dropout, work + at(layers, l, COL_OUT),
-                      n * at(layers, l, FAN_OUT))
+            dropout_apply_c(out, work + at(layers, l, COL_U), dropout,
+                            work + at(layers, l, COL_OUT), n * at(layers, l, FAN_OUT))
         inp = work + at(layers, l, COL_OUT)
 
 
@@ -67,7 +67,8 @@ cdef double layered_loss_and_grads_c(const floating* X, const floating* Y,
         if l == 0:
             continue
         if at(layers, l - 1, COL_U) >= 0:
-            dropout_apply_c(d_inp, w + at(layers, l - 1, COL_U), p, d_inp, n * at(layers, l, FAN_IN))
+            dropout_apply_c(d_inp, w + at(layers, l - 1, COL_U), p, d_inp,
+                            n * at(layers, l, FAN_IN))
         if not relu_applied:
             activation_grad(w + at(layers, l - 1, COL_A), d_inp, n, at(layers, l, FAN_IN), hidden)
     return penalties(loss, theta, grad, layers, n_layers, coefs)

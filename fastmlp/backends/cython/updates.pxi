@@ -104,16 +104,16 @@ def rmsprop_update(floating[::1] param, const floating[::1] grad, floating[:, ::
                    double lr, double alpha, double eps, double momentum, bint centered,
                    double weight_decay):
     with nogil:
-        rmsprop_update_c(&param[0], &grad[0], &state[0, 0], param.shape[0], lr, alpha, eps, momentum,
-                  centered, weight_decay)
+        rmsprop_update_c(&param[0], &grad[0], &state[0, 0], param.shape[0], lr, alpha, eps,
+                         momentum, centered, weight_decay)
 
 
 def adam_update(floating[::1] param, const floating[::1] grad, floating[:, ::1] state,
                 double step_size, double beta1, double beta2, double eps,
                 double bias_correction2_sqrt, double weight_decay, bint amsgrad):
     with nogil:
-        adam_update_c(&param[0], &grad[0], &state[0, 0], param.shape[0], step_size, beta1, beta2, eps,
-               bias_correction2_sqrt, weight_decay, amsgrad)
+        adam_update_c(&param[0], &grad[0], &state[0, 0], param.shape[0], step_size, beta1,
+                      beta2, eps, bias_correction2_sqrt, weight_decay, amsgrad)
 
 
 def adagrad_update(floating[::1] param, const floating[::1] grad, floating[::1] state_sum,
