@@ -246,6 +246,12 @@ def test_a_target_a_twin_meets_blames_the_backend_not_the_machine():
     assert "own code falls short, not the machine" in line and "spread" not in line
 
 
+def test_a_twin_meeting_a_target_within_the_spread_blames_no_one():
+    frame = spiral_targets(dict(noisy=(0.09, 0.105, 0.11), fast=(0.08, 0.08, 0.08)))
+    [line] = tables.shortfalls(frame, MACHINE)
+    assert "within this run's spread" in line and line.endswith("fast meets it here (12.5x)")
+
+
 def test_a_target_no_backend_meets_names_the_machine_and_the_spread():
     frame = spiral_targets(dict(a=(0.09, 0.105, 0.11), b=(0.2, 0.2, 0.2)))
     lines = tables.shortfalls(frame, MACHINE, drift=0.8)

@@ -155,7 +155,8 @@ def _quartiles(df, key, backend):
 def shortfalls(frame, machine=None, drift=None):
     """A line per target not met: what this run measured that made it fall short. The
     spread (``low``-``high``) reaching the goal; a twin backend meeting it on this machine
-    (then the backend's own code falls short, not the machine); ``drift``, the
+    (then, the spread short of the goal, the backend's own code falls short, not the
+    machine); ``drift``, the
     reference GEMM's rate at the end of the run over its start (a host slowing down);
     and, when no backend meets it, the machine's parts the kernels took (``machine``:
     ``harness.machine.info()``)."""
@@ -166,12 +167,13 @@ def shortfalls(frame, machine=None, drift=None):
         met = same[same.verdict == "PASS"]
         why = []
         low, high = row.get("low"), row.get("high")
-        if low is not None and np.isfinite(low) and low <= row.bound <= high:
+        noise = low is not None and np.isfinite(low) and low <= row.bound <= high
+        if noise:
             why.append(f"within this run's spread ({row.get('spread_of', 'quartiles')} "
                        f"{ratio(low)}-{ratio(high)})")
-        for _, twin in met.iterrows():
-            why.append(f"{twin.backend} meets it here ({ratio(twin.value)}): {row.backend}'s "
-                       "own code falls short, not the machine")
+        for _, twin in met.iterrows():  # blamed on the code only where noise cannot explain
+            why.append(f"{twin.backend} meets it here ({ratio(twin.value)})" + (
+                "" if noise else f": {row.backend}'s own code falls short, not the machine"))
         if drift is not None and drift < 0.9:
             why.append(f"the host slowed during the run (numpy.matmul's reference GEMM ran "
                        f"at {drift:.0%} of its start rate at the end)")
