@@ -82,9 +82,15 @@ def compiled(status):
     return [n for n, (ok, _) in status.items() if ok and n not in (REFERENCE, *SLOW_BACKENDS)]
 
 
-def _median(df, key, backend):
+def _ok_row(df, key, backend):
+    """The row of case ``key`` on ``backend`` if it ran, else None."""
     hit = df[(df.key == key) & (df.backend == backend) & (df.status == "ok")]
-    return float(hit["median_s"].iloc[0]) if len(hit) else None
+    return hit.iloc[0] if len(hit) else None
+
+
+def _median(df, key, backend):
+    row = _ok_row(df, key, backend)
+    return None if row is None else float(row["median_s"])
 
 
 #: The speed targets of the compiled backends: (label, numerator key, numerator backend,
@@ -146,10 +152,10 @@ def targets(df, status):
 
 
 def _quartiles(df, key, backend):
-    hit = df[(df.key == key) & (df.backend == backend) & (df.status == "ok")]
-    if not len(hit) or hit[["q1_s", "q3_s"]].iloc[0].isna().any():
+    row = _ok_row(df, key, backend)
+    if row is None or row[["q1_s", "q3_s"]].isna().any():
         return None
-    return float(hit["q1_s"].iloc[0]), float(hit["q3_s"].iloc[0])
+    return float(row["q1_s"]), float(row["q3_s"])
 
 
 def shortfalls(frame, machine=None, drift=None):
