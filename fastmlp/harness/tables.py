@@ -162,10 +162,9 @@ def shortfalls(frame, machine=None, drift=None):
     """A line per target not met: what this run measured that made it fall short. The
     spread (``low``-``high``) reaching the goal; a twin backend meeting it on this machine
     (then, the spread short of the goal, the backend's own code falls short, not the
-    machine); ``drift``, the
-    reference GEMM's rate at the end of the run over its start (a host slowing down);
-    and, when no backend meets it, the machine's parts the kernels took (``machine``:
-    ``harness.machine.info()``)."""
+    machine); ``drift``, the reference GEMM's rate at the end of the run over its start
+    (a host slowing down); and, when no backend meets it, the machine's parts the kernels
+    took (``machine``: ``harness.machine.info()``)."""
     lines = []
     failed = frame[frame.verdict == "FAIL"] if len(frame) else frame
     for _, row in failed.iterrows():
