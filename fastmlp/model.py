@@ -95,7 +95,7 @@ class MLP:
         key = (n_samples, training)
         if key not in self._workspaces:
             plan = layout.plan(self.sizes, n_samples, self.dropout, training)
-            work = np.zeros(plan.work_size, self.dtype)
+            work = layout.aligned_zeros(plan.work_size, self.dtype)
             uniforms = [u for u in layout.views(work, plan.layers, U, n_samples) if u is not None]
             self._workspaces[key] = _Workspace(plan.layers, work, uniforms,
                                                layout.views(work, plan.layers, Z, n_samples)[-1],

@@ -151,6 +151,21 @@ def test_forward_handles_more_rows_than_one_inference_chunk():
     np.testing.assert_allclose(P[4000:], model.forward(X[4000:]), rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_work_arrays_start_at_a_cache_line(dtype):
+    """layout.aligned_zeros: NumPy's large arrays start 16 bytes into a line; a model's
+    work arrays (each batch size's, training or not) start at layout.ALIGNMENT, zeroed."""
+    from fastmlp.backends import layout
+
+    for size in (1, 15, 100_000):
+        work = layout.aligned_zeros(size, dtype)
+        assert work.shape == (size,) and work.dtype == dtype and work.flags.c_contiguous
+        assert work.ctypes.data % layout.ALIGNMENT == 0 and not work.any()
+    model = MLP([2, 100, 3], dtype=dtype, seed=0)
+    for n, training in ((300, True), (30, True), (7, False)):
+        assert model._workspace(n, training).work.ctypes.data % layout.ALIGNMENT == 0
+
+
 def test_to_backend_keeps_parameters_and_random_state(backend):
     X, y = datasets.spiral(n_per_class=10)
     model = MLP([2, 8, 3], dtype="float64", dropout=0.2, seed=3)
