@@ -141,7 +141,8 @@ def test_relu_networks_with_narrow_layers_agree_with_numpy(compiled_backend, siz
 def test_a_narrow_relu_pair_is_stored_units_by_samples(compiled_backend, dtype):
     """The training step of one ReLU hidden layer between few inputs and classes runs the
     fused kernel (the layer-by-layer one stores samples x units): the hidden activations and
-    the logits transposed in their work regions, the probabilities as the contract has them."""
+    the logits transposed in their work regions (the hidden layer's rows padded to
+    ``tuning.pair_columns``: 48 for 40 samples), the probabilities as the contract has them."""
     sizes, n = [2, 13, 3], 40
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(n, 2)).astype(dtype), rng.integers(0, 3, n)
@@ -158,7 +159,8 @@ def test_a_narrow_relu_pair_is_stored_units_by_samples(compiled_backend, dtype):
     Z = H @ W2 + b2
     P = np.exp(Z - Z.max(1, keepdims=True))
     tol = dict(rtol=1e-4, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(region(plan.layers[0], contract.A, (13, n)), H.T, **tol)
+    hidden = region(plan.layers[0], contract.A, (13, tuning.pair_columns(n)))
+    np.testing.assert_allclose(hidden[:, :n], H.T, **tol)
     np.testing.assert_allclose(region(plan.layers[1], contract.Z, (3, n)), Z.T, **tol)
     np.testing.assert_allclose(region(plan.layers[1], contract.A, (n, 3)),
                                P / P.sum(1, keepdims=True), **tol)
@@ -185,6 +187,33 @@ def test_the_narrow_pairs_vectorised_log_keeps_the_loss_to_its_last_bits(compile
     assert loss(compiled_backend, theta) == pytest.approx(loss(reference, theta), rel=1e-13)
     theta[-1] = np.nan  # the last class's bias: a NaN logit for every sample
     assert np.isnan(loss(compiled_backend, theta))
+
+
+@pytest.mark.parametrize("n", [8, 9, 17, 47, 300])
+def test_the_narrow_pair_agrees_with_numpy_whatever_its_rows_padding(compiled_backend,
+                                                                    reference, n, dtype):
+    """The hidden layer's rows padded to ``tuning.pair_columns(n)`` (8 samples: twice as
+    long, its work region and its gradient's), 13 units (four a pass, then one): loss,
+    gradients, logits and probabilities as numpy's; the padding reaches no output region."""
+    sizes = [3, 13, 4]
+    plan = layout.plan(sizes, n, training=True)
+    spec = np.array([contract.RELU, contract.SOFTMAX, contract.CROSS_ENTROPY])
+    assert tuning.narrow_pair(n, plan.layers, spec) == (3, 4)
+    rng = np.random.default_rng(n)
+    X, theta = rng.normal(size=(n, 3)).astype(dtype), rng.normal(size=plan.theta_size)
+    theta = theta.astype(dtype)
+    Y = np.eye(4, dtype=dtype)[rng.integers(0, 4, n)]
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    results = []
+    for kernels in (compiled_backend, reference):
+        grad, work = np.zeros_like(theta), np.full(plan.work_size, np.nan, dtype)
+        loss = kernels.raw.network_loss_and_grads(X, Y, theta, grad, work, plan.layers, spec,
+                                                  np.zeros(3))
+        out = plan.layers[1]
+        results.append((loss, grad, work[out[contract.A]:out[contract.A] + 4 * n]))
+    assert results[0][0] == pytest.approx(results[1][0], rel=tol["rtol"])
+    for got, want in zip(results[0][1:], results[1][1:]):
+        np.testing.assert_allclose(got, want, **tol)
 
 
 def test_narrow_pair_scratch_bound_counts_the_inputs(compiled_backend, reference):

@@ -168,9 +168,27 @@ def test_both_backends_choose_the_narrow_pair_for_the_same_networks(sizes, n, hi
         assert extra == pair if pair or name == "cython" else extra in ((True,), (None,)), name
 
 
+def test_the_narrow_pairs_padded_rows_fit_its_scratch_and_work_regions():
+    """The pair's rows of ``tuning.pair_columns(n)`` samples: X.T's must fit the stack (3
+    inputs, 1365 samples fit unpadded, not padded to 1376), the hidden layer's take its
+    gradient's region after its own (no pair where the layout puts none there), and whole
+    vectors of every machine kind make them, at most twice the fewest samples a pair takes."""
+    spec = np.array([contract.RELU, contract.SOFTMAX, contract.CROSS_ENTROPY])
+    assert tuning.pair_columns(1365) == 1376 and tuning.pair_columns(1360) == 1360
+    assert tuning.narrow_pair(1360, layout.plan([3, 10, 1], 1360).layers, spec) == (3, 1)
+    assert tuning.narrow_pair(1365, layout.plan([3, 10, 1], 1365).layers, spec) == ()
+    layers = layout.plan([2, 10, 3], 300).layers.copy()
+    assert tuning.narrow_pair(300, layers, spec) == (2, 3)
+    layers[0, layout.DZ] += 1
+    assert tuning.narrow_pair(300, layers, spec) == ()
+    assert tuning.PAD_LANES % (tuning.TILE_VECTOR_BYTES // 4) == 0
+    assert tuning.PAD_LANES <= 2 * tuning.MIN_LOOP_COLUMNS
+
+
 def test_network_loss_and_grads_runs_the_narrow_pair_too(compiled_backend):
     """Every entry point asks tuning.narrow_pair: after network_loss_and_grads, the hidden
-    activations of a narrow pair are stored units x samples, as after a training step."""
+    activations of a narrow pair are stored units x samples (rows ``tuning.pair_columns``
+    long), as after a training step."""
     sizes, n = [2, 13, 3], 40
     plan = layout.plan(sizes, n, training=True)
     rng = np.random.default_rng(0)
@@ -181,9 +199,9 @@ def test_network_loss_and_grads_runs_the_narrow_pair_too(compiled_backend):
     compiled_backend.network_loss_and_grads(X, Y, theta, grad, work, plan.layers, spec,
                                             np.zeros(3))
     W1, b1 = layout.param_views(theta, plan.layers)[:2]
-    at = plan.layers[0, layout.A]
-    np.testing.assert_allclose(work[at:at + 13 * n].reshape(13, n), np.maximum(X @ W1 + b1, 0).T,
-                               rtol=1e-10, atol=1e-12)
+    at, columns = plan.layers[0, layout.A], tuning.pair_columns(n)
+    hidden = work[at:at + 13 * columns].reshape(13, columns)[:, :n]
+    np.testing.assert_allclose(hidden, np.maximum(X @ W1 + b1, 0).T, rtol=1e-10, atol=1e-12)
 
 
 def imports(path, module, modules):

@@ -17,7 +17,7 @@ from collections import namedtuple
 
 from fastmlp.backends.contract import CROSS_ENTROPY, HIDDEN_ACT, LOSS, OUTPUT_ACT, RELU, SOFTMAX
 from fastmlp.backends.cpu import machine_kind
-from fastmlp.backends.layout import FAN_IN, FAN_OUT, U
+from fastmlp.backends.layout import A, DZ, FAN_IN, FAN_OUT, U
 
 #: This machine's kind (``cpu.KINDS``).
 KIND = machine_kind()
@@ -45,6 +45,10 @@ NARROW_GEMM = 1 << 19
 NARROW_K = 4
 #: At least this many output columns fill a vector; fewer take the narrow-n dot loops.
 MIN_LOOP_COLUMNS = 8
+#: The most float32 lanes of any machine kind's vectors (AVX-512's): the narrow pair's
+#: rows of samples are padded to a multiple (``pair_columns``), at most twice
+#: MIN_LOOP_COLUMNS.
+PAD_LANES = 16
 #: Columns of B the narrow-n dots take a pass (its copy of B.T is padded to a multiple).
 DOT_COLUMNS = 4
 #: Elements of a kernel's stack scratch (16 KiB float32): far below a thread's stack.
@@ -82,6 +86,13 @@ def tile_columns(itemsize):
 def dot_padded(n):
     """``n`` rounded up to a multiple of DOT_COLUMNS."""
     return (n + DOT_COLUMNS - 1) // DOT_COLUMNS * DOT_COLUMNS
+
+
+def pair_columns(n):
+    """The narrow pair's row length for n samples: ``n`` rounded up to whole vectors, so
+    that Numba's loops along the rows have no scalar tail (LLVM's kept every weight as a
+    scalar beside its broadcast, and spilled them)."""
+    return (n + PAD_LANES - 1) // PAD_LANES * PAD_LANES
 
 
 def narrow_k_applies(m, k, n):
@@ -186,13 +197,17 @@ def narrow_pair(n_samples, layers, spec):
     """``(inputs, classes)`` when a training step runs the narrow-pair kernels, else ``()``:
     one ReLU hidden layer between at most NARROW_K inputs and classes under softmax
     cross-entropy, no dropout, and a batch that fills vectors and whose rows (X.T, the
-    softmax's scratch) fit the stack. Every network entry point of both backends asks."""
+    softmax's scratch), ``pair_columns`` long, fit the stack. The hidden layer's gradient
+    region follows its activations' (``layout.plan``): the hidden layer's rows of
+    ``pair_columns`` take both (``MIN_LOOP_COLUMNS`` samples are half of PAD_LANES at
+    least). Every network entry point of both backends asks."""
     if len(layers) != 2:
         return ()
-    kin, kout = int(layers[0, FAN_IN]), int(layers[1, FAN_OUT])
+    kin, kout, hidden = int(layers[0, FAN_IN]), int(layers[1, FAN_OUT]), int(layers[0, FAN_OUT])
     if (spec[HIDDEN_ACT] == RELU and spec[OUTPUT_ACT] == SOFTMAX and spec[LOSS] == CROSS_ENTROPY
-            and layers[0, U] < 0 and kin <= NARROW_K and kout <= NARROW_K
-            and n_samples >= MIN_LOOP_COLUMNS and max(kin, kout + 2) * n_samples <= STACK_ITEMS):
+            and layers[0, U] < 0 and layers[0, DZ] == layers[0, A] + n_samples * hidden
+            and kin <= NARROW_K and kout <= NARROW_K and n_samples >= MIN_LOOP_COLUMNS
+            and max(kin, kout + 2) * pair_columns(n_samples) <= STACK_ITEMS):
         return kin, kout
     return ()
 
@@ -200,16 +215,17 @@ def narrow_pair(n_samples, layers, spec):
 #: The constants the Cython build reads (setup.py writes them into cython/tuning.pxi).
 CONSTANTS = {name: globals()[name] for name in (
     "TINY_GEMM", "SMALL_GEMM", "NARROW_GEMM", "NARROW_K", "MIN_LOOP_COLUMNS", "DOT_COLUMNS",
-    "STACK_ITEMS", "PACK_ROWS", "TILE_ROWS", "TILE_COLUMNS_MAX", "VECTOR_BYTES", "LOOP_PATH",
-    "NARROW_K_PATH", "NARROW_N_PATH", "BLAS_PATH", "TILE_VECTOR_BYTES", "COPY_BT",
+    "STACK_ITEMS", "PAD_LANES", "PACK_ROWS", "TILE_ROWS", "TILE_COLUMNS_MAX", "VECTOR_BYTES",
+    "LOOP_PATH", "NARROW_K_PATH", "NARROW_N_PATH", "BLAS_PATH", "TILE_VECTOR_BYTES", "COPY_BT",
     "FLUSH_DENORMALS")}
 #: The functions the Numba kernels call (compiled into them)...
-FUNCTIONS = (tile_columns, dot_padded, narrow_k_applies, gemm_path)
+FUNCTIONS = (tile_columns, dot_padded, pair_columns, narrow_k_applies, gemm_path)
 #: ... and the C signatures under which setup.py gives their bodies, as they are, to the
 #: Cython build (cython/tuning.pxi; ``inline``: the product paths call them in every call).
 CYTHON_SIGNATURES = {
     "tile_columns": "cdef inline int tile_columns(int itemsize) noexcept nogil",
     "dot_padded": "cdef inline long long dot_padded(long long n) noexcept nogil",
+    "pair_columns": "cdef inline long long pair_columns(long long n) noexcept nogil",
     "narrow_k_applies": "cdef inline bint narrow_k_applies(long long m, long long k, "
                         "long long n) noexcept nogil",
     "gemm_path": "cdef inline int gemm_path(long long m, long long k, long long n, "

@@ -6,16 +6,16 @@
 cdef extern from "narrow_pair.h":
     void pair_forward_f32(int kin, int kout, const float* XT, const float* W1, const float* b1,
                           const float* W2, const float* b2, float* HT, float* ZT, int hidden,
-                          int n) noexcept nogil
+                          int n, int stride) noexcept nogil
     void pair_forward_f64(int kin, int kout, const double* XT, const double* W1,
                           const double* b1, const double* W2, const double* b2, double* HT,
-                          double* ZT, int hidden, int n) noexcept nogil
+                          double* ZT, int hidden, int n, int stride) noexcept nogil
     void pair_backward_f32(int kin, int kout, const float* XT, const float* HT,
                            const float* dZT, const float* W2, float* dW1, float* db1,
-                           float* dW2, int hidden, int n) noexcept nogil
+                           float* dW2, int hidden, int n, int stride) noexcept nogil
     void pair_backward_f64(int kin, int kout, const double* XT, const double* HT,
                            const double* dZT, const double* W2, double* dW1, double* db1,
-                           double* dW2, int hidden, int n) noexcept nogil
+                           double* dW2, int hidden, int n, int stride) noexcept nogil
     float row_sum_f32(const float* p, int n) noexcept nogil
     double row_sum_f64(const double* p, int n) noexcept nogil
 
@@ -29,22 +29,24 @@ cdef inline floating row_sum(const floating* p, int n) noexcept nogil:
 
 cdef inline void pair_forward(int kin, int kout, const floating* XT, const floating* W1,
                               const floating* b1, const floating* W2, const floating* b2,
-                              floating* HT, floating* ZT, int hidden, int n) noexcept nogil:
+                              floating* HT, floating* ZT, int hidden, int n,
+                              int stride) noexcept nogil:
     """HT = relu(W1.T @ XT + b1), ZT = W2.T @ HT + b2 (the C in narrow_pair.typed.h)."""
     if floating is float:
-        pair_forward_f32(kin, kout, XT, W1, b1, W2, b2, HT, ZT, hidden, n)
+        pair_forward_f32(kin, kout, XT, W1, b1, W2, b2, HT, ZT, hidden, n, stride)
     else:
-        pair_forward_f64(kin, kout, XT, W1, b1, W2, b2, HT, ZT, hidden, n)
+        pair_forward_f64(kin, kout, XT, W1, b1, W2, b2, HT, ZT, hidden, n, stride)
 
 
 cdef inline void pair_backward(int kin, int kout, const floating* XT, const floating* HT,
                                const floating* dZT, const floating* W2, floating* dW1,
-                               floating* db1, floating* dW2, int hidden, int n) noexcept nogil:
+                               floating* db1, floating* dW2, int hidden, int n,
+                               int stride) noexcept nogil:
     """dW1, db1 and dW2 from the transposed activations (the C in narrow_pair.typed.h)."""
     if floating is float:
-        pair_backward_f32(kin, kout, XT, HT, dZT, W2, dW1, db1, dW2, hidden, n)
+        pair_backward_f32(kin, kout, XT, HT, dZT, W2, dW1, db1, dW2, hidden, n, stride)
     else:
-        pair_backward_f64(kin, kout, XT, HT, dZT, W2, dW1, db1, dW2, hidden, n)
+        pair_backward_f64(kin, kout, XT, HT, dZT, W2, dW1, db1, dW2, hidden, n, stride)
 
 
 cdef double softmax_cross_entropy_transposed(const floating* ZT, const floating* Y,
@@ -101,12 +103,13 @@ cdef double narrow_pair_loss_and_grads_c(const floating* X, const floating* Y,
                                          const long long* layers, int n_layers,
                                          const double* coefs, int n) noexcept nogil:
     """network_loss_and_grads for tuning.narrow_pair's networks, with the hidden layer, the
-    logits and their gradient stored transposed (units x samples) in their work regions; the
-    output probabilities keep the contract's layout. The hidden layer's gradient is never
+    logits and their gradient stored transposed (units x samples; the hidden layer's rows
+    tuning.pair_columns(n) long, as Numba's) in their work regions; the output
+    probabilities keep the contract's layout. The hidden layer's gradient is never
     stored: its backward pass sums each unit's delta as it goes."""
     cdef floating XT[STACK_ITEMS]
     cdef int kin = at(layers, 0, FAN_IN), hidden = at(layers, 0, FAN_OUT)
-    cdef int kout = at(layers, 1, FAN_OUT), i, j
+    cdef int kout = at(layers, 1, FAN_OUT), stride = pair_columns(n), i, j
     cdef floating* HT = w + at(layers, 0, COL_A)
     cdef floating* ZT = w + at(layers, 1, COL_Z)
     cdef floating* dZT = w + at(layers, 1, COL_DZ)
@@ -116,11 +119,12 @@ cdef double narrow_pair_loss_and_grads_c(const floating* X, const floating* Y,
         for j in range(kin):
             XT[j * n + i] = X[i * kin + j]
     pair_forward(kin, kout, XT, theta + at(layers, 0, COL_W), theta + at(layers, 0, COL_B),
-                 theta + at(layers, 1, COL_W), theta + at(layers, 1, COL_B), HT, ZT, hidden, n)
+                 theta + at(layers, 1, COL_W), theta + at(layers, 1, COL_B), HT, ZT, hidden, n,
+                 stride)
     loss = softmax_cross_entropy_transposed(ZT, Y, w + at(layers, 1, COL_A), dZT, kout, n)
     pair_backward(kin, kout, XT, HT, dZT, theta + at(layers, 1, COL_W),
                   grad + at(layers, 0, COL_W), grad + at(layers, 0, COL_B),
-                  grad + at(layers, 1, COL_W), hidden, n)
+                  grad + at(layers, 1, COL_W), hidden, n, stride)
     for j in range(kout):
         db2[j] = row_sum(dZT + j * n, n)
     return penalties(loss, theta, grad, layers, n_layers, coefs)

@@ -64,10 +64,11 @@ FASTMLP_INLINE void FM_PAIR_FORWARD_COLUMNS(
 /* Hidden units p..p+units: their weights read once into locals, then the samples. */
 FASTMLP_INLINE void FM_PAIR_FORWARD_UNITS(
         int kin, int kout, int units, int p, const FM_REAL* XT, const FM_REAL* W1,
-        const FM_REAL* b1, const FM_REAL* W2, FM_REAL* HT, FM_REAL* ZT, int hidden, int n) {
+        const FM_REAL* b1, const FM_REAL* W2, FM_REAL* HT, FM_REAL* ZT, int hidden, int n,
+        int stride) {
     FM_REAL a[4][4], bias[4], w[4][4], *h[4];
     for (int q = 0; q < units; q++) {
-        h[q] = HT + (long)(p + q) * n;
+        h[q] = HT + (long)(p + q) * stride;
         bias[q] = b1[p + q];
         for (int c = 0; c < kin; c++)
             a[q][c] = W1[c * hidden + p + q];
@@ -81,18 +82,20 @@ FASTMLP_INLINE void FM_PAIR_FORWARD_UNITS(
         FM_PAIR_FORWARD_COLUMNS(kin, kout, units, a, bias, w, XT, h, ZT, n, n - FM_LANES,
                             i - (n - FM_LANES));
 }
-/* HT = relu(W1.T @ XT + b1) and ZT = W2.T @ HT + b2, four hidden units a pass. */
+/* HT = relu(W1.T @ XT + b1) and ZT = W2.T @ HT + b2, four hidden units a pass (HT's
+   rows `stride` long, tuning.pair_columns(n)). */
 FASTMLP_INLINE void FM_PAIR_FORWARD_SHAPED(
         int kin, int kout, const FM_REAL* XT, const FM_REAL* W1, const FM_REAL* b1,
-        const FM_REAL* W2, const FM_REAL* b2, FM_REAL* HT, FM_REAL* ZT, int hidden, int n) {
+        const FM_REAL* W2, const FM_REAL* b2, FM_REAL* HT, FM_REAL* ZT, int hidden, int n,
+        int stride) {
     for (int j = 0; j < kout; j++)
         for (int i = 0; i < n; i++)
             ZT[(long)j * n + i] = b2[j];
     int p = 0;
     for (; p + 4 <= hidden; p += 4)
-        FM_PAIR_FORWARD_UNITS(kin, kout, 4, p, XT, W1, b1, W2, HT, ZT, hidden, n);
+        FM_PAIR_FORWARD_UNITS(kin, kout, 4, p, XT, W1, b1, W2, HT, ZT, hidden, n, stride);
     for (; p < hidden; p++)
-        FM_PAIR_FORWARD_UNITS(kin, kout, 1, p, XT, W1, b1, W2, HT, ZT, hidden, n);
+        FM_PAIR_FORWARD_UNITS(kin, kout, 1, p, XT, W1, b1, W2, HT, ZT, hidden, n, stride);
 }
 
 /* The samples i.. of hidden unit h's sums: h . dZT[j] into c[j]; its delta (dZT's
@@ -116,9 +119,9 @@ FASTMLP_INLINE void FM_PAIR_BACKWARD_COLUMNS(
 /* dW2, db1 and dW1, one pass over the samples a hidden unit. */
 FASTMLP_INLINE void FM_PAIR_BACKWARD_SHAPED(int kin, int kout, const FM_REAL* XT, const FM_REAL* HT,
                                  const FM_REAL* dZT, const FM_REAL* W2, FM_REAL* dW1, FM_REAL* db1,
-                                 FM_REAL* dW2, int hidden, int n) {
+                                 FM_REAL* dW2, int hidden, int n, int stride) {
     for (int p = 0; p < hidden; p++) {
-        const FM_REAL* h = HT + (long)p * n;
+        const FM_REAL* h = HT + (long)p * stride;
         FM_VEC c[4] = {0}, g[4] = {0}, bias = {0};
         FM_REAL w[4];
         for (int j = 0; j < kout; j++)
@@ -149,13 +152,13 @@ static FM_REAL FM_ROW_SUM(const FM_REAL* p, int n) {
 }
 static void FM_PAIR_FORWARD(int kin, int kout, const FM_REAL* XT, const FM_REAL* W1,
                             const FM_REAL* b1, const FM_REAL* W2, const FM_REAL* b2,
-                            FM_REAL* HT, FM_REAL* ZT, int hidden, int n) {
-    BY_SHAPE(FM_PAIR_FORWARD_SHAPED, XT, W1, b1, W2, b2, HT, ZT, hidden, n)
+                            FM_REAL* HT, FM_REAL* ZT, int hidden, int n, int stride) {
+    BY_SHAPE(FM_PAIR_FORWARD_SHAPED, XT, W1, b1, W2, b2, HT, ZT, hidden, n, stride)
 }
 static void FM_PAIR_BACKWARD(int kin, int kout, const FM_REAL* XT, const FM_REAL* HT,
                              const FM_REAL* dZT, const FM_REAL* W2, FM_REAL* dW1,
-                             FM_REAL* db1, FM_REAL* dW2, int hidden, int n) {
-    BY_SHAPE(FM_PAIR_BACKWARD_SHAPED, XT, HT, dZT, W2, dW1, db1, dW2, hidden, n)
+                             FM_REAL* db1, FM_REAL* dW2, int hidden, int n, int stride) {
+    BY_SHAPE(FM_PAIR_BACKWARD_SHAPED, XT, HT, dZT, W2, dW1, db1, dW2, hidden, n, stride)
 }
 
 #undef FM_REAL

@@ -15,6 +15,7 @@ from fastmlp.backends.numba.gemm import transpose_into
 from fastmlp.backends.numba.losses import exp_nonpositive, log_positive
 from fastmlp.backends.numba.network import block, penalties, weights
 from fastmlp.backends.numba.updates import update
+from fastmlp.backends.tuning import PAD_LANES, pair_columns
 
 
 @jit
@@ -53,13 +54,13 @@ def softmax_cross_entropy_transposed(ZT, Y, P, dZT):
 
 
 @contract_jit
-def dot2(a, b):
-    return a[0] * b[0] + a[1] * b[1]
+def dot4(a, b):
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3]
 
 
 @contract_jit
-def column2(W, p, j):
-    return W[p, j], W[p + 1, j]
+def column4(W, p, j):
+    return W[p, j], W[p + 1, j], W[p + 2, j], W[p + 3, j]
 
 
 @contract_jit
@@ -87,51 +88,56 @@ def hidden_relu(kin, x, unit, i):
 
 @contract_jit
 def pair_forward(XT, W1, b1, W2, b2, HT, ZT, kin, kout):
-    """HT = relu(W1.T @ XT + b1), ZT = W2.T @ HT + b2, two hidden units a pass over the
-    samples: each unit's row is stored once and added into the kout logit rows at once."""
+    """HT = relu(W1.T @ XT + b1), ZT = W2.T @ HT + b2, four hidden units a pass over the
+    samples: each unit's row is stored once and added into the kout logit rows at once.
+    XT and HT have ``tuning.pair_columns(n)`` columns (XT's last ones zero), ZT n."""
     literally(kin)
     literally(kout)
+    columns = XT.shape[1] // PAD_LANES * PAD_LANES  # all of them, known to be whole vectors
     x = (XT[0], XT[min(1, kin - 1)], XT[min(2, kin - 1)], XT[min(3, kin - 1)])
     # The logits add up on the stack: in ZT, a view of the work array like HT, LLVM could
     # not rule out that they overlap HT's rows, and the loop did not vectorise.
-    logits = stack_matrix(ZT, kout, ZT.shape[1])
+    logits = stack_matrix(ZT, kout, columns)
     z = (logits[0], logits[min(1, kout - 1)], logits[min(2, kout - 1)], logits[min(3, kout - 1)])
     for j in range(kout):
         logits[j, :] = b2[j]
     hidden, p = W1.shape[1], 0
-    # Two units a pass, not four: the loop's scalar tail keeps every weight as a scalar
-    # beside its broadcast in the vector loop, and four units' 2 x 24 spilled the
-    # broadcasts to the stack (AVX-512, spiral b300 f32: 8.1 us a pass, 4.9 with two).
-    while p + 2 <= hidden:
-        h0, h1 = HT[p], HT[p + 1]
-        # W2[p:p + 2, j] as scalars: indexed by j inside the loop, they kept it scalar
-        w0, w1, w2, w3 = (column2(W2, p, 0), column2(W2, p, min(1, kout - 1)),
-                          column2(W2, p, min(2, kout - 1)), column2(W2, p, min(3, kout - 1)))
+    # Whole vectors only: a loop's scalar tail keeps every weight as a scalar beside its
+    # broadcast in the vector loop, and four units' 2 x 24 spilled the broadcasts to the
+    # stack. With no tail, four units a pass store 7 vectors where two stored 10 (AVX-512,
+    # spiral b300 f32: 4.0-4.6 us a pass with two units and a tail, 3.5-3.7 us now).
+    while p + 4 <= hidden:
+        h0, h1, h2, h3 = HT[p], HT[p + 1], HT[p + 2], HT[p + 3]
+        w0, w1, w2, w3 = (column4(W2, p, 0), column4(W2, p, min(1, kout - 1)),
+                          column4(W2, p, min(2, kout - 1)), column4(W2, p, min(3, kout - 1)))
         u0, u1 = unit_weights(kin, W1, b1, p), unit_weights(kin, W1, b1, p + 1)
-        for i in range(XT.shape[1]):
-            v = (hidden_relu(kin, x, u0, i), hidden_relu(kin, x, u1, i))
-            h0[i], h1[i] = v
-            z[0][i] += dot2(w0, v)
+        u2, u3 = unit_weights(kin, W1, b1, p + 2), unit_weights(kin, W1, b1, p + 3)
+        for i in range(columns):
+            v = (hidden_relu(kin, x, u0, i), hidden_relu(kin, x, u1, i),
+                 hidden_relu(kin, x, u2, i), hidden_relu(kin, x, u3, i))
+            h0[i], h1[i], h2[i], h3[i] = v
+            z[0][i] += dot4(w0, v)
             if kout > 1:
-                z[1][i] += dot2(w1, v)
+                z[1][i] += dot4(w1, v)
             if kout > 2:
-                z[2][i] += dot2(w2, v)
+                z[2][i] += dot4(w2, v)
             if kout > 3:
-                z[3][i] += dot2(w3, v)
-        p += 2
+                z[3][i] += dot4(w3, v)
+        p += 4
     for q in range(p, hidden):
         unit = unit_weights(kin, W1, b1, q)
-        for i in range(XT.shape[1]):
+        for i in range(columns):
             v = hidden_relu(kin, x, unit, i)
             HT[q, i] = v
             for j in range(kout):
                 z[j][i] += W2[q, j] * v
-    copy_into(logits, ZT)
+    for j in range(kout):
+        copy_into(logits[j, :ZT.shape[1]], ZT[j])
 
 
 @reassoc_jit
-def pair_backward(XT, HT, dZT, W2, dW1, db1, dW2, kin, kout):
-    """dW2, db1 and dW1 of ``narrow_pair_train_step``, one pass over the samples a
+def pair_backward(XT, HT, dZT, W2, dW1, db1, dW2, n, kin, kout):
+    """dW2, db1 and dW1 of ``narrow_pair_train_step``, one pass over the n samples a
     hidden unit p: its kout dot products with dZT (dW2[p]), and its delta (dZT's rows
     weighted by W2[p], ReLU's mask applied) summed into db1[p] and dotted with X.T's rows
     into dW1[:, p], never stored."""
@@ -144,7 +150,7 @@ def pair_backward(XT, HT, dZT, W2, dW1, db1, dW2, kin, kout):
         h, w = HT[p], W2[p]
         w0, w1, w2, w3 = w[0], w[min(1, kout - 1)], w[min(2, kout - 1)], w[min(3, kout - 1)]
         c0 = c1 = c2 = c3 = g0 = g1 = g2 = g3 = bias = zero
-        for i in range(h.size):
+        for i in range(n):
             hv, z0 = h[i], dz[0][i]
             c0 += hv * z0
             d = w0 * z0
@@ -181,20 +187,27 @@ def pair_backward(XT, HT, dZT, W2, dW1, db1, dW2, kin, kout):
 def narrow_pair_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs, kin, kout):
     """network_loss_and_grads for ``tuning.narrow_pair``'s networks (X with kin columns,
     kout classes): the hidden layer, the logits and their gradient stored transposed (units
-    x samples) in their work regions, the output probabilities as the contract has them
-    (fit reads them), and the hidden layer's gradient never stored."""
+    x samples; the hidden layer's rows ``tuning.pair_columns(n)`` long) in their work
+    regions, the output probabilities as the contract has them (fit reads them), and the
+    hidden layer's gradient never stored."""
     literally(kin)
     literally(kout)
     n, hidden = X.shape[0], layers[0, FAN_OUT]
-    XT = stack_matrix(X, kin, n)
+    columns = pair_columns(n)
+    XT = stack_matrix(X, kin, columns)
     transpose_into(X, XT)
+    for q in range(kin):
+        for i in range(n, columns):
+            XT[q, i] = 0
     (W1, b1), (W2, b2) = weights(theta, layers[0]), weights(theta, layers[1])
     (dW1, db1), (dW2, db2) = weights(grad, layers[0]), weights(grad, layers[1])
-    HT, ZT = block(work, layers[0, A], hidden, n), block(work, layers[1, Z], kout, n)
+    # HT's padded rows take the hidden layer's A region and the start of its DZ after it,
+    # which the narrow pair does not use (layout.plan: 2 x hidden x n, columns <= 2 n).
+    HT, ZT = block(work, layers[0, A], hidden, columns), block(work, layers[1, Z], kout, n)
     dZT = block(work, layers[1, DZ], kout, n)
     pair_forward(XT, W1, b1, W2, b2, HT, ZT, kin, kout)
     loss = softmax_cross_entropy_transposed(ZT, Y, block(work, layers[1, A], n, kout), dZT)
-    pair_backward(XT, HT, dZT, W2, dW1, db1, dW2, kin, kout)
+    pair_backward(XT, HT, dZT, W2, dW1, db1, dW2, n, kin, kout)
     for j in range(kout):
         total, row = dZT.dtype.type(0), dZT[j]
         for i in range(n):
