@@ -86,6 +86,25 @@ def test_an_epoch_call_is_its_batches_stepped_one_by_one(backend, dtype, case):
     np.testing.assert_allclose(a["state"], state, **tol)
 
 
+#: Orders of an epoch's rows: every batch in order (a fit without shuffling: the compiled
+#: gathers copy each as one block), batches in order but for the one wrapping round, and
+#: in order but for two rows swapped in the last batch.
+ORDERS = {"in_order": lambda n: np.arange(n), "rolled": lambda n: np.roll(np.arange(n), 3),
+          "swapped": lambda n: np.r_[np.arange(n - 2), n - 1, n - 2]}
+
+
+@pytest.mark.parametrize("order", sorted(ORDERS))
+@pytest.mark.parametrize("case", ["tail", "pair_tail"])
+def test_batches_of_consecutive_rows_are_gathered_as_any_others(backend, case, order):
+    a = arguments(case, np.float64)
+    a["order"] = np.stack([ORDERS[order](len(a["X"]))] * len(a["order"]))
+    losses, correct, thetas, state = stepped(a)
+    assert backend.network_train_epoch(**a) == -1
+    np.testing.assert_allclose(a["losses"], losses, **tolerance(np.float64))
+    np.testing.assert_array_equal(a["correct"], correct)
+    np.testing.assert_allclose(a["theta"], thetas[-1], **tolerance(np.float64))
+
+
 def test_the_narrow_pair_epoch_runs_where_the_step_would(compiled_backend):
     # numba's also takes ``layered``: None where every batch takes the pair (test_numba.py)
     layered = {"numba": lambda every_batch: (None if every_batch else True,),

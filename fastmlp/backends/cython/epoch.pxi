@@ -3,10 +3,22 @@
 # rule). Each step is the layered or the narrow-pair one of a training step.
 
 
+cdef bint in_order(const long long* rows, int m) noexcept nogil:
+    """Whether ``rows`` are consecutive, as every batch of a fit without shuffling."""
+    cdef int i, misses = 0
+    for i in range(m):
+        misses += rows[i] != rows[0] + i
+    return misses == 0
+
+
 cdef void gather(const floating* X, const floating* Y, const long long* rows, int m, int d,
                  int k, floating* Xb, floating* Yb) noexcept nogil:
-    """Xb[i], Yb[i] = X[rows[i]], Y[rows[i]]."""
+    """Xb[i], Yb[i] = X[rows[i]], Y[rows[i]]; consecutive rows as one block."""
     cdef int i, q
+    if m and in_order(rows, m):
+        memcpy(Xb, X + rows[0] * d, m * d * sizeof(floating))
+        memcpy(Yb, Y + rows[0] * k, m * k * sizeof(floating))
+        return
     for i in range(m):
         for q in range(d):
             Xb[i * d + q] = X[rows[i] * d + q]
