@@ -11,7 +11,6 @@ from fastmlp.backends.contract import A, DZ, FAN_OUT, Z
 from fastmlp.backends.numba.intrinsics import (borrowed, contract_jit, copy_into, denormals_off,
                                                flat_view, fp_control_restore, jit, reassoc_jit,
                                                stack_matrix)
-from fastmlp.backends.numba.gemm import transpose_into
 from fastmlp.backends.numba.losses import exp_nonpositive, log_positive
 from fastmlp.backends.numba.network import block, penalties, weights
 from fastmlp.backends.numba.updates import update
@@ -212,7 +211,9 @@ def narrow_pair_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs, kin
     n, hidden = X.shape[0], layers[0, FAN_OUT]
     columns = pair_columns(n)
     XT = stack_matrix(X, kin, columns)
-    transpose_into(X, XT)
+    for i in range(n):  # kin a literal: its loop unrolls (gemm.transpose_into's does not)
+        for q in range(kin):
+            XT[q, i] = X[i, q]
     for q in range(kin):
         for i in range(n, columns):
             XT[q, i] = 0
