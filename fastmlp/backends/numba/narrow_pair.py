@@ -124,6 +124,7 @@ def pair_forward(XT, W1, b1, W2, b2, HT, ZT, kin, kout):
     # spiral b300 f32: 4.0-4.6 us a pass with two units and a tail, 3.5-3.7 us now).
     while p + 4 <= hidden:
         h0, h1, h2, h3 = HT[p], HT[p + 1], HT[p + 2], HT[p + 3]
+        # W2[p:p + 4, j] as scalars: indexed by j inside the loop, they kept it scalar
         w0, w1, w2, w3 = (column4(W2, p, 0), column4(W2, p, min(1, kout - 1)),
                           column4(W2, p, min(2, kout - 1)), column4(W2, p, min(3, kout - 1)))
         u0, u1 = unit_weights(kin, W1, b1, p), unit_weights(kin, W1, b1, p + 1)
