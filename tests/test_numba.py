@@ -33,12 +33,14 @@ def dispatchers():
     import pkgutil
     import importlib
 
+    from numba.core.registry import CPUDispatcher
+
     import fastmlp.backends.numba as package
     found = {}
     for info in pkgutil.iter_modules(package.__path__):
         module = importlib.import_module(f"{package.__name__}.{info.name}")
         found.update({f"{info.name}.{name}": value for name, value in vars(module).items()
-                      if type(value).__name__ in ("CPUDispatcher", "Dispatcher")})
+                      if isinstance(value, CPUDispatcher)})
     return found
 
 
@@ -82,18 +84,55 @@ def test_a_relu_step_compiles_each_activation_helper_once(numba_backend, tmp_pat
 def test_import_compiles_nothing_and_every_kernel_is_cached(numba_backend):
     out = run_python("""
         import sys
+        from numba.core.registry import CPUDispatcher
         import fastmlp
         from fastmlp import backends
         backends.get("numba")
         modules = [m for n, m in sys.modules.items() if n.startswith("fastmlp.backends.numba")]
         compiled = [n for m in modules for n, f in vars(m).items()
-                    if getattr(f, "signatures", None)]
+                    if isinstance(f, CPUDispatcher) and f.signatures]
         print(compiled)
     """)
     assert out.strip() == "[]"
     kernels = dispatchers()
     assert len(kernels) > 20
     assert {name for name, d in kernels.items() if type(d._cache).__name__ == "NullCache"} == set()
+
+
+def test_only_the_kernels_python_calls_are_compiled_with_python_wrappers(numba_backend):
+    """The backend's exports take calls from Python; every other function is a helper only
+    compiled code calls (``CompiledOnly``: no wrapper compiled for a call from Python)."""
+    from numba.core.registry import CPUDispatcher
+
+    import fastmlp.backends.numba as package
+    from fastmlp.backends.numba.intrinsics import CompiledOnly
+
+    exported = {d for d in vars(package).values() if isinstance(d, CPUDispatcher)}
+    assert len(exported) > 20
+    assert {d for d in dispatchers().values() if not isinstance(d, CompiledOnly)} == exported
+
+
+def test_a_helper_called_from_python_runs_a_twin_beside_its_cached_code(numba_backend, tmp_path):
+    """A helper called from Python gives its result through an uncached twin; a later
+    process that calls it from Python first, its wrapper-less machine code cached by a
+    step, must not load that code for the twin (that would be a jump to no wrapper)."""
+    code = """
+        import numpy as np
+        from fastmlp import MLP
+        from fastmlp.backends.numba import narrow_pair, specialise
+        X, y = np.random.default_rng(0).random((30, 2)), np.arange(30) % 3
+        row = np.arange(5, dtype=np.float32)  # the step's kind of row: one signature
+        if {step_first}:
+            MLP([2, 8, 3], backend="numba").make_step(X, y, "adam")()
+        print(narrow_pair.row_sum(row), specialise(narrow_pair.row_sum, (row,))(row),
+              type(narrow_pair.row_sum.python_twin()._cache).__name__)
+        print(np.isfinite(MLP([2, 8, 3], backend="numba").make_step(X, y, "adam")()))
+    """
+    cache = str(tmp_path)
+    first = run_python(code.format(step_first=True), NUMBA_CACHE_DIR=cache).split()
+    then = run_python(code.format(step_first=False), NUMBA_CACHE_DIR=cache).split()
+    assert first == then == ["10.0", "10.0", "NullCache", "True"]
+    assert list(tmp_path.rglob("narrow_pair.row_sum-*.nbi"))  # the helper itself is cached
 
 
 

@@ -1,4 +1,5 @@
-"""The Numba backend: every contract kernel compiled with ``@njit(cache=True)``.
+"""The Numba backend: every contract kernel compiled with ``@njit(cache=True)``, the
+helpers they call without the wrapper a call from Python takes (``intrinsics.compiled``).
 
 Kernels follow ``fastmlp.backends.contract`` (see there for shapes and loops), and pick
 their paths by ``fastmlp.backends.tuning``. The modules mirror the Cython backend's, name
@@ -26,6 +27,7 @@ from fastmlp.backends.numba.elementwise import (activation_backward, activation_
                                                 dropout_apply, penalty)
 from fastmlp.backends.numba.epoch import layered_train_epoch, narrow_pair_train_epoch
 from fastmlp.backends.numba.gemm import matmul, matmul_blas, matmul_path
+from fastmlp.backends.numba.intrinsics import CompiledOnly
 from fastmlp.backends.numba.linear import linear_backward, linear_forward
 from fastmlp.backends.numba.losses import (l1_loss, mse_loss, output_loss, sigmoid_cross_entropy,
                                            softmax_cross_entropy)
@@ -83,6 +85,8 @@ def specialise(kernel, args, literals=()):
     arguments took ~170 us of every ``fit`` call."""
     if not hasattr(kernel, "compile"):  # NUMBA_DISABLE_JIT: a plain Python function
         return kernel
+    if isinstance(kernel, CompiledOnly):  # its own entry points have no wrapper for Python
+        kernel = kernel.python_twin()
     key = (kernel, tuple(map(_type_key, args)), literals)
     found = _SPECIALISED.get(key)
     if found is None:

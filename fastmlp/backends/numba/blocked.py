@@ -3,9 +3,10 @@ at a time into panels of ``tile_columns`` (zero-padded), the TILE_ROWS rows of A
 packed interleaved on the stack, and each tile summed in vector registers (``tile``).
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from fastmlp.backends.numba.intrinsics import CACHE, FASTMATH, flat_view, jit, stack_matrix, tile
+from fastmlp.backends.numba.intrinsics import (FASTMATH, compiled, flat_view, jit, stack_matrix,
+                                              tile)
 from fastmlp.backends.tuning import PACK_ROWS, TILE_ROWS, tile_columns
 
 
@@ -44,7 +45,7 @@ def row_block_product(A, i0, p0, depth, packed, columns, out, accumulate):
                 out[i0 + r, j0 + j] = (out[i0 + r, j0 + j] if accumulate else zero) + edge[r, j]
 
 
-@njit(cache=CACHE, parallel=True, fastmath=FASTMATH, error_model="numpy")
+@compiled(True, parallel=True, fastmath=FASTMATH)
 def matmul_blocked(A, B, out):
     """The own blocked product (see the module docstring): K in equal blocks of at most
     PACK_ROWS; each block of B packed by all threads, then blocks of TILE_ROWS rows of out in

@@ -9,7 +9,8 @@ import math
 import numpy as np
 
 from fastmlp.backends.contract import IDENTITY, RELU, SIGMOID, SOFTMAX, TANH
-from fastmlp.backends.numba.intrinsics import copy_into, flat_view, inline_jit, jit, reassoc_jit
+from fastmlp.backends.numba.intrinsics import (copy_into, flat_view, inline_jit, jit, kernel_jit,
+                                              reassoc_jit)
 
 
 @jit
@@ -78,7 +79,7 @@ def bias_activation(out, b, act):
         activate(act, out)
 
 
-@jit
+@kernel_jit
 def activation_forward(act, Z, out):
     into(Z, out)
     activate(act, out)
@@ -96,7 +97,7 @@ def relu_backward(A, out):
         o[i] = o[i] if a[i] > 0 else zero
 
 
-@jit
+@kernel_jit
 def activation_backward(act, A, dA, out):
     into(dA, out)
     if act == SOFTMAX:
@@ -130,7 +131,7 @@ def penalty_value(w, l1, l2):
     return 0.5 * l2 * squares + l1 * absolutes
 
 
-@jit
+@kernel_jit
 def penalty(W, l1, l2, dW):
     w, g = flat_view(W), flat_view(dW)
     value = penalty_value(w, l1, l2)
@@ -144,7 +145,7 @@ def penalty(W, l1, l2, dW):
     return value
 
 
-@jit
+@kernel_jit
 def dropout_apply(A, U, p, out):
     into(A, out)
     o, u = flat_view(out), flat_view(U)

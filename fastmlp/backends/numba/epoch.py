@@ -9,7 +9,7 @@ from numba import literally
 
 from fastmlp.backends.contract import A, FAN_OUT, U
 from fastmlp.backends.numba.intrinsics import (borrowed, copy_into, denormals_off, flat_view,
-                                              fp_control_restore, inline_jit, jit)
+                                              fp_control_restore, inline_jit, jit, kernel_jit)
 from fastmlp.backends.numba.narrow_pair import narrow_pair_loss_and_grads
 from fastmlp.backends.numba.network import block, layered_loss_and_grads
 from fastmlp.backends.numba.updates import update
@@ -160,7 +160,7 @@ def guarded_steps(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, o
     return total if diverged < 0 else diverged
 
 
-@jit
+@kernel_jit
 def layered_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs, optimizer,
                         state, scalars, uniforms, saved, losses, correct, narrow=True):
     """network_train_epoch, layer by layer (``narrow``: as in network.py)."""
@@ -169,7 +169,7 @@ def layered_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, co
                        None, narrow, True)
 
 
-@jit
+@kernel_jit
 def narrow_pair_train_epoch(X, Y, order, Xb, Yb, theta, grad, work, layers, spec, coefs,
                             optimizer, state, scalars, uniforms, saved, losses, correct,
                             full_pair, last_pair, kin, kout, layered=True):

@@ -7,8 +7,8 @@ import numpy as np
 from numba import literally, types
 from numba.extending import overload
 
-from fastmlp.backends.numba.intrinsics import (contract_jit, copy_into, inline_jit, jit,
-                                               reassoc_jit, stack_matrix)
+from fastmlp.backends.numba.intrinsics import (contract_jit, copy_into, inline_kernel_jit, jit,
+                                               kernel_jit, reassoc_jit, stack_matrix)
 from fastmlp.backends.tuning import (COPY_BT, LOOP_PATH, NARROW_K, NARROW_K_PATH,
                                      NARROW_N_PATH, STACK_ITEMS, NarrowLoops, gemm_path)
 
@@ -24,7 +24,7 @@ def gemm_loop(A, B, out):
                 out[i, j] += a * B[p, j]
 
 
-@jit
+@kernel_jit
 def matmul_blas(A, B, out):
     np.dot(A, B, out)
 
@@ -253,7 +253,7 @@ def narrow_n_either(A, B, out, rows, transposed):
         raise ValueError(NOT_SELECTED)
 
 
-@inline_jit
+@inline_kernel_jit
 def gemm(A, B, out, narrow=True):
     """out = A @ B by the path ``gemm_path`` picks for the shape and the layouts. With
     ``narrow`` None (a caller none of whose shapes takes a narrow loop:
@@ -291,7 +291,7 @@ def gemm_on_path(path, A, B, out, narrow=True):
 matmul = gemm
 
 
-@jit
+@kernel_jit
 def matmul_path(A, B, out, path):
     """out = A @ B by ``path``, whatever the shape's path (for tests and bench)."""
     gemm_on_path(path, A, B, out)

@@ -5,7 +5,9 @@ Cheap C-contiguous views (``matrix_view``, ``flat_view``: a struct fill, where N
 power of two from its exponent bits (``pow2``, for a vectorised exp) and a number's split
 into mantissa and exponent (``log_split``, for a vectorised log), the register tile of the
 blocked product (``tile``) and a copy between arrays of one shape (``copy_into``). Under
-``NUMBA_DISABLE_JIT=1`` they are plain NumPy.
+``NUMBA_DISABLE_JIT=1`` they are plain NumPy. Also the decorators of every kernel: the
+backend's exports (``kernel_jit``) and the helpers only compiled code calls (``jit`` and the
+others, ``CompiledOnly``).
 
 ``FASTMLP_FASTMATH=1`` compiles with ``fastmath=True`` (results then differ from the
 NumPy reference in the last bits) and without the disk cache; the default keeps IEEE
@@ -22,6 +24,7 @@ from llvmlite import ir
 from numba import config, njit, types
 from numba.core import caching, cgutils
 from numba.core.codegen import get_host_cpu_features
+from numba.core.registry import CPUDispatcher
 from numba.extending import intrinsic, overload, register_jitable
 from numba.np.arrayobj import make_array, populate_array
 
@@ -84,22 +87,66 @@ caching.CacheImpl._locator_classes[:0] = LOCATORS
 # would be loaded by a later default run (and back), so only the default build is cached;
 # nor on tuning.py's constants, which follow the machine kind.
 CACHE = not FASTMATH and cache_follows_kind()
-# error_model="numpy": division follows IEEE (inf/nan) like the NumPy reference; the
-# default "python" model checks every divisor for zero, a branch that stops vectorisation.
-jit = njit(cache=CACHE, fastmath=FASTMATH, error_model="numpy")
+
+
+class CompiledOnly(CPUDispatcher):
+    """The dispatcher of a function that only compiled code calls: compiled without the
+    wrappers a call from Python goes through (CPython's and a C function's): a tenth of a
+    cold step's compile (bench/compile_time.py, spiral b300 f32 6.7-6.8 -> 5.9-6.2 s).
+    Called from Python, it runs a twin compiled with them and not cached: Numba's cache keys
+    an entry on the signature, not on the wrappers, and a twin that loaded this one's
+    machine code would jump into a wrapper that is not there."""
+
+    def __call__(self, *args, **kwargs):
+        return self.python_twin()(*args, **kwargs)
+
+    def python_twin(self):
+        """A dispatcher of this function that Python can call (made once)."""
+        twin = self.__dict__.get("_python_twin")
+        if twin is None:
+            twin = self._python_twin = CPUDispatcher(
+                self.py_func, self.locals, dict(self.targetoptions, no_cpython_wrapper=False))
+        return twin
+
+
+def compiled(python_calls=False, **flags):
+    """A decorator compiling with Numba's ``flags``: a kernel that Python calls (the
+    backend's exports) if ``python_calls``, else a ``CompiledOnly`` helper. Neither
+    compiles the wrapper a C caller takes (``cfunc``'s): nothing here is one.
+    error_model="numpy": division follows IEEE (inf/nan) like the NumPy reference; the
+    default "python" model checks every divisor for zero, a branch that stops
+    vectorisation."""
+    options = dict(error_model="numpy", no_cfunc_wrapper=True, **flags)
+    if python_calls:
+        return njit(cache=CACHE, **options)
+
+    def decorate(function):  # njit's, with the dispatcher class CompiledOnly
+        if config.DISABLE_JIT:
+            return function
+        dispatcher = CompiledOnly(function, {},
+                                  dict(options, nopython=True, no_cpython_wrapper=True))
+        if CACHE:
+            dispatcher.enable_caching()
+        return dispatcher
+
+    return decorate
+
+
+jit = compiled(fastmath=FASTMATH)
+kernel_jit = compiled(True, fastmath=FASTMATH)
 # A thin level of the call tree, inlined into its callers by Numba: every compiled function
 # is its own LLVM module, which links its callees' code in and optimises and emits all of
 # it again, so each level of a deep tree costs seconds of a cold compile. An inlined body's
 # tests of its arguments against None are not pruned (they are no longer the compiled
 # function's arguments), so a branch on None stays in a function compiled apart; and it
 # takes its caller's flags: only for bodies whose callers are plain ``jit`` ones too.
-inline_jit = njit(cache=CACHE, fastmath=FASTMATH, error_model="numpy", inline="always")
+inline_jit = compiled(fastmath=FASTMATH, inline="always")
+inline_kernel_jit = compiled(True, fastmath=FASTMATH, inline="always")
 # FMA contraction, for the product loops: their results differ from np.dot's in the last
 # bits anyway.
-contract_jit = njit(cache=CACHE, fastmath=FASTMATH or {"contract"}, error_model="numpy")
+contract_jit = compiled(fastmath=FASTMATH or {"contract"})
 # Reassociation too, for the dot products: a sum in order cannot be split over vector lanes.
-reassoc_jit = njit(cache=CACHE, fastmath=FASTMATH or {"contract", "reassoc"},
-                   error_model="numpy")
+reassoc_jit = compiled(fastmath=FASTMATH or {"contract", "reassoc"})
 
 for _function in tuning.FUNCTIONS:  # the kernels call the tuning table's functions
     register_jitable(_function)

@@ -2,11 +2,11 @@
 from fastmlp.backends.contract import RELU
 from fastmlp.backends.numba.elementwise import bias_activation, relu_backward
 from fastmlp.backends.numba.gemm import gemm, narrow_k, narrow_selection, weight_grads
-from fastmlp.backends.numba.intrinsics import jit
+from fastmlp.backends.numba.intrinsics import kernel_jit
 from fastmlp.backends.tuning import narrow_k_applies
 
 
-@jit
+@kernel_jit
 def linear_forward(X, W, b, act, out, narrow=True):
     """The contract's; ``narrow`` None: no narrow loop compiled in (``gemm``), else the
     ones it selects (``gemm.narrow_selection``)."""
@@ -18,7 +18,7 @@ def linear_forward(X, W, b, act, out, narrow=True):
     bias_activation(out, b, act)
 
 
-@jit
+@kernel_jit
 def linear_backward_relu(X, W, dZ, dW, db, dX, narrow=True, relu_out=None):
     """The contract's linear_backward (``narrow`` as in ``linear_forward``); given
     ``relu_out`` (the ReLU output that fed this layer), dX also gets ReLU's derivative, in

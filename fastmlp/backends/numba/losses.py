@@ -7,7 +7,7 @@ from numba.extending import overload
 
 from fastmlp.backends.contract import CROSS_ENTROPY, L1, MSE, SIGMOID, SOFTMAX
 from fastmlp.backends.numba.elementwise import activation_backward, activation_forward, sigmoid
-from fastmlp.backends.numba.intrinsics import flat_view, jit, log_split, pow2
+from fastmlp.backends.numba.intrinsics import flat_view, jit, kernel_jit, log_split, pow2
 
 
 #: exp(x) = 2**n * exp(r) with x = n ln2 + r, |r| <= ln2 / 2 (Cody-Waite). LN2_HI has 16
@@ -80,7 +80,7 @@ def row_max(M, i):
     return peak
 
 
-@jit
+@kernel_jit
 def softmax_cross_entropy(Z, Y, P, dZ):
     n, k = Z.shape
     for i in range(n):  # shifted by the row's peak: exp cannot overflow
@@ -101,7 +101,7 @@ def softmax_cross_entropy(Z, Y, P, dZ):
     return loss / n
 
 
-@jit
+@kernel_jit
 def sigmoid_cross_entropy(Z, Y, P, dZ):
     size = Z.size
     loss = 0.0
@@ -131,17 +131,17 @@ def pointwise_loss(loss, P, Y, dP):
     return total / size
 
 
-@jit
+@kernel_jit
 def mse_loss(P, Y, dP):
     return pointwise_loss(MSE, P, Y, dP)
 
 
-@jit
+@kernel_jit
 def l1_loss(P, Y, dP):
     return pointwise_loss(L1, P, Y, dP)
 
 
-@jit
+@kernel_jit
 def output_loss(out_act, loss, Z, Y, P, dZ):
     if loss == CROSS_ENTROPY and out_act == SOFTMAX:
         return softmax_cross_entropy(Z, Y, P, dZ)

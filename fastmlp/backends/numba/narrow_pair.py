@@ -9,8 +9,8 @@ from numba import literally
 
 from fastmlp.backends.contract import A, DZ, FAN_OUT, Z
 from fastmlp.backends.numba.intrinsics import (borrowed, contract_jit, copy_into, denormals_off,
-                                               flat_view, fp_control_restore, jit, reassoc_jit,
-                                               stack_matrix)
+                                               flat_view, fp_control_restore, jit, kernel_jit,
+                                               reassoc_jit, stack_matrix)
 from fastmlp.backends.numba.losses import exp_nonpositive, log_positive
 from fastmlp.backends.numba.network import block, penalties, weights
 from fastmlp.backends.numba.updates import update
@@ -200,7 +200,7 @@ def pair_backward(XT, HT, dZT, W2, dW1, db1, dW2, n, kin, kout):
         db1[p] = bias
 
 
-@jit
+@kernel_jit
 def narrow_pair_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs, kin, kout):
     """network_loss_and_grads for ``tuning.narrow_pair``'s networks (X with kin columns,
     kout classes): the hidden layer, the logits and their gradient stored transposed (units
@@ -232,7 +232,7 @@ def narrow_pair_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs, kin
     return loss + penalties(theta, grad, layers, coefs)
 
 
-@jit
+@kernel_jit
 def narrow_pair_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state,
                            scalars, kin, kout):
     """network_train_step for ``tuning.narrow_pair``'s networks."""

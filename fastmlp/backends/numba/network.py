@@ -11,7 +11,8 @@ from fastmlp.backends.contract import (A, B, DROPOUT, DZ, FAN_IN, FAN_OUT, HIDDE
 from fastmlp.backends.numba.elementwise import (activation_backward, activation_forward,
                                                 dropout_apply, penalty)
 from fastmlp.backends.numba.intrinsics import (borrowed, denormals_off, fp_control_restore,
-                                              inline_jit, jit, matrix_view)
+                                              inline_jit, inline_kernel_jit, jit, kernel_jit,
+                                              matrix_view)
 from fastmlp.backends.numba.linear import linear_backward_relu, linear_forward
 from fastmlp.backends.numba.losses import output_loss
 from fastmlp.backends.numba.updates import update
@@ -45,7 +46,7 @@ def forward(X, theta, work, layers, hidden_act, dropout, narrow):
                           block(work, row[OUT], n, row[FAN_OUT]))
 
 
-@jit
+@kernel_jit
 def network_forward(X, theta, work, layers, spec, narrow=True):
     X, theta, work, layers = borrowed((X, theta, work, layers))
     forward(X, theta, work, layers, spec[HIDDEN_ACT], 0.0, narrow)
@@ -54,7 +55,7 @@ def network_forward(X, theta, work, layers, spec, narrow=True):
                        block(work, row[A], n, row[FAN_OUT]))
 
 
-@inline_jit
+@inline_kernel_jit
 def layered_loss_and_grads(X, Y, theta, grad, work, layers, spec, coefs, narrow=True):
     """network_loss_and_grads, layer by layer."""
     loss = forward_backward(X, Y, theta, grad, work, layers, spec, coefs, narrow)
@@ -105,7 +106,7 @@ def forward_backward(X, Y, theta, grad, work, layers, spec, coefs, narrow):
     return loss
 
 
-@jit
+@kernel_jit
 def layered_train_step(X, Y, theta, grad, work, layers, spec, coefs, optimizer, state, scalars,
                        narrow=True):
     """network_train_step, layer by layer."""

@@ -6,7 +6,7 @@ reference does (NEP 50): in float32 the sqrt and the division vectorise twice as
 import math
 
 from fastmlp.backends.contract import ADAM, RMSPROP, SGD
-from fastmlp.backends.numba.intrinsics import inline_jit, jit
+from fastmlp.backends.numba.intrinsics import inline_kernel_jit, jit
 
 
 @jit
@@ -14,7 +14,7 @@ def in_precision_of(param, x):
     return param.dtype.type(x)
 
 
-@inline_jit
+@inline_kernel_jit
 def sgd_update(param, grad, momentum_buf, lr, momentum, dampening, nesterov, weight_decay):
     rate, wd = in_precision_of(param, lr), in_precision_of(param, weight_decay)
     if momentum == 0:  # the common plain-SGD case, as its own vectorisable loop
@@ -29,7 +29,7 @@ def sgd_update(param, grad, momentum_buf, lr, momentum, dampening, nesterov, wei
         param[i] -= rate * g
 
 
-@inline_jit
+@inline_kernel_jit
 def rmsprop_update(param, grad, state, lr, alpha, eps, momentum, centered, weight_decay):
     square_avg, grad_avg, momentum_buf = state[0], state[1], state[2]
     rate, wd, eps_ = (in_precision_of(param, lr), in_precision_of(param, weight_decay),
@@ -56,7 +56,7 @@ def rmsprop_update(param, grad, state, lr, alpha, eps, momentum, centered, weigh
         param[i] -= rate * step
 
 
-@inline_jit
+@inline_kernel_jit
 def adam_update(param, grad, state, step_size, beta1, beta2, eps, bias_correction2_sqrt,
                 weight_decay, amsgrad):
     exp_avg, exp_avg_sq, max_exp_avg_sq = state[0], state[1], state[2]
@@ -84,7 +84,7 @@ def adam_update(param, grad, state, step_size, beta1, beta2, eps, bias_correctio
         param[i] -= size * exp_avg[i] / (math.sqrt(max_exp_avg_sq[i]) * inverse + eps_)
 
 
-@inline_jit
+@inline_kernel_jit
 def adagrad_update(param, grad, state_sum, clr, eps, weight_decay):
     rate, wd, eps_ = (in_precision_of(param, clr), in_precision_of(param, weight_decay),
                       in_precision_of(param, eps))
