@@ -288,6 +288,26 @@ def test_versions_name_the_cython_that_built_the_extension():
     assert _kernels.CYTHON_VERSION[0].isdigit()
 
 
+def test_the_machine_section_names_each_steps_kernels_and_product_paths(monkeypatch):
+    """The report says which path each step took on this machine kind: the spiral the
+    narrow pair's kernels, the others their layers' products, as tuning chooses them."""
+    from fastmlp.backends import tuning
+    from fastmlp.harness import machine, render
+
+    paths = machine.product_paths()
+    assert paths["step_kernels"]["spiral"] == "the narrow pair of 2 inputs and 3 classes"
+    assert {paths["step_kernels"][n] for n in ("xor", "digits", "mnist")} == {"layer by layer"}
+    line = render._paths_md(paths)
+    assert f"machine kind {tuning.KIND}: TINY_GEMM {tuning.TINY_GEMM}," in line
+    expected = tuning.layer_paths((64, 100, 10), 32)
+    assert ("digits: layer by layer, " + " | ".join(
+        ", ".join(f"{p} {path}" for p, path in layer.items()) for layer in expected)) in line
+    assert "spiral: the narrow pair of 2 inputs and 3 classes (layer by layer: XW narrow_k" in line
+    monkeypatch.setattr(tuning, "NARROW_K", 1)  # two inputs are then too many for the pair
+    assert machine.product_paths()["step_kernels"]["spiral"] == "layer by layer"
+    assert render._paths_md({}) == ""  # a machine.json from before: no line
+
+
 def test_cold_start_covers_every_network_in_both_dtypes(monkeypatch):
     calls = []
     monkeypatch.setattr(speed, "cold_start", lambda *a, **kw: calls.append((a, kw)) or {})

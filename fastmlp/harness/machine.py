@@ -6,7 +6,9 @@ import platform
 import sys
 from importlib import import_module, metadata
 
-from fastmlp.backends import tuning
+import numpy as np
+
+from fastmlp.backends import contract, layout, tuning
 from fastmlp.threads import SAME_KNOB, SWITCH
 from fastmlp.harness.workloads import NETWORKS
 
@@ -64,10 +66,26 @@ def versions():
 
 
 def product_paths():
-    """The machine kind, the product thresholds and the paths of each step workload's
+    """The machine kind, the product thresholds, the kernels each step workload runs
+    (``step_kernels``: the narrow pair's or layer by layer) and the paths of its layers'
     products (the Numba backend's; the Cython build's kind is the building machine's)."""
-    return dict(tuning.describe(), steps={name: tuning.layer_paths(sizes, batch)
-                                          for name, (sizes, batch, *_) in NETWORKS.items()})
+    return dict(tuning.describe(),
+                steps={name: tuning.layer_paths(sizes, batch)
+                       for name, (sizes, batch, *_) in NETWORKS.items()},
+                step_kernels={name: step_kernels(sizes, batch, output)
+                              for name, (sizes, batch, _, output) in NETWORKS.items()})
+
+
+def step_kernels(sizes, batch, output):
+    """What a training step of this ReLU network (cross-entropy on ``output``) runs."""
+    out = contract.ACTIVATIONS.index(output)
+    spec = np.array([contract.RELU, out, contract.LOSSES.index("cross_entropy")])
+    pair = tuning.narrow_pair(batch, layout.plan(sizes, batch).layers, spec)
+    return f"the narrow pair of {pair[0]} inputs and {pair[1]} classes" if pair else LAYERED
+
+
+#: ``step_kernels``' word for a step that runs each layer's products.
+LAYERED = "layer by layer"
 
 
 def load():

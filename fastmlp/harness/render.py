@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from fastmlp.harness import answer, details, plots, seed_section, tables
+from fastmlp.harness.machine import LAYERED
 from fastmlp.harness import convergence as conv
 from fastmlp.harness import time_to_accuracy as tta
 
@@ -93,9 +94,28 @@ def _machine_md(info):
     return (f"- CPU: {info['cpu']}, {info['cores']} logical cores; {info['platform']}\n"
             f"- BLAS: {blas}\n- Versions: {versions}\n"
             f"- Thread settings: {info['env'] or 'library defaults'}\n"
+            + _paths_md(info.get("product_paths") or {}) +
             f"- Load average (1 min) at start / end: {info.get('load_at_start')} / "
             f"{info.get('load_at_end')} (other work on the machine slows every figure)\n"
             "- dtypes: float32 unless a table says float64\n")
+
+
+def _paths_md(paths):
+    """The machine kind's thresholds and the kernels and product paths of each step."""
+    if "kind" not in paths:
+        return ""
+    thresholds = ", ".join(f"{k} {v}" for k, v in paths.items() if not isinstance(v, dict)
+                           and k != "kind")
+    steps = []
+    for name, layers in paths.get("steps", {}).items():
+        products = " | ".join(", ".join(f"{p} {path}" for p, path in layer.items())
+                              for layer in layers)
+        kernels = paths.get("step_kernels", {}).get(name, LAYERED)
+        steps.append(f"{name}: {LAYERED}, {products}" if kernels == LAYERED else
+                     f"{name}: {kernels} (layer by layer: {products})")
+    steps = "; ".join(steps)
+    return (f"- Kernel paths (machine kind {paths['kind']}: {thresholds}; the Cython build's "
+            f"are its building machine's): {steps or 'none recorded'}\n")
 
 
 def _convergence_figures(out, results):
