@@ -65,6 +65,10 @@ def versions():
     return out
 
 
+#: ``step_kernels``' word for a step that runs each layer's products.
+LAYERED = "layer by layer"
+
+
 def product_paths():
     """The machine kind, the product thresholds, the kernels each step workload runs
     (``step_kernels``: the narrow pair's or layer by layer) and the paths of its layers'
@@ -82,10 +86,6 @@ def step_kernels(sizes, batch, output):
     spec = np.array([contract.RELU, out, contract.LOSSES.index("cross_entropy")])
     pair = tuning.narrow_pair(batch, layout.plan(sizes, batch).layers, spec)
     return f"the narrow pair of {pair[0]} inputs and {pair[1]} classes" if pair else LAYERED
-
-
-#: ``step_kernels``' word for a step that runs each layer's products.
-LAYERED = "layer by layer"
 
 
 def load():

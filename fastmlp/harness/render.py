@@ -106,16 +106,15 @@ def _paths_md(paths):
         return ""
     thresholds = ", ".join(f"{k} {v}" for k, v in paths.items() if not isinstance(v, dict)
                            and k != "kind")
-    steps = []
+    workloads = []
     for name, layers in paths.get("steps", {}).items():
         products = " | ".join(", ".join(f"{p} {path}" for p, path in layer.items())
                               for layer in layers)
         kernels = paths.get("step_kernels", {}).get(name, LAYERED)
-        steps.append(f"{name}: {LAYERED}, {products}" if kernels == LAYERED else
-                     f"{name}: {kernels} (layer by layer: {products})")
-    steps = "; ".join(steps)
+        workloads.append(f"{name}: {LAYERED}, {products}" if kernels == LAYERED else
+                         f"{name}: {kernels} (layer by layer: {products})")
     return (f"- Kernel paths (machine kind {paths['kind']}: {thresholds}; the Cython build's "
-            f"are its building machine's): {steps or 'none recorded'}\n")
+            f"are its building machine's): {'; '.join(workloads) or 'none recorded'}\n")
 
 
 def _convergence_figures(out, results):
